@@ -1,0 +1,187 @@
+"""The per-model contract: `models/<name>/config.json`, read once at start-up.
+
+A model is served by dropping a folder with `model.onnx` and this config into `models/`;
+no code changes per model. The preprocessing is a list of named steps (see `preprocess.py`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+CONFIG_FILE = "config.json"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TensorSpec(_Strict):
+    """Name, shape (None = dynamic axis) and element type of a graph input or output."""
+
+    name: str
+    shape: list[int | None]
+    dtype: Literal["float32"] = "float32"
+
+
+class ConvertStep(_Strict):
+    """Decode any mode (palette, CMYK, 16-bit, alpha) to `L` or `RGB`; alpha is laid on white."""
+
+    op: Literal["convert"]
+    mode: Literal["L", "RGB"]
+
+
+class InvertIfLightBackgroundStep(_Strict):
+    """Invert a grayscale image when its border is light (dark ink on paper -> light ink on black)."""
+
+    op: Literal["invert_if_light_background"]
+    border: int = Field(2, ge=1, description="Width in pixels of the border that is sampled.")
+
+
+class AutocontrastStep(_Strict):
+    """Stretch intensities so the background becomes black and the ink full white."""
+
+    op: Literal["autocontrast"]
+    cutoff: float = Field(1.0, ge=0, lt=50, description="Percent of darkest/lightest pixels cut.")
+
+
+class CropToContentStep(_Strict):
+    """Crop to the bounding box of pixels brighter than `threshold` (0-255); no-op if none."""
+
+    op: Literal["crop_to_content"]
+    threshold: int = Field(40, ge=0, le=255)
+
+
+class FitInBoxStep(_Strict):
+    """Resize, keeping the aspect ratio, so the longer side is `size` pixels."""
+
+    op: Literal["fit_in_box"]
+    size: int = Field(gt=0)
+
+
+class CenterByMassStep(_Strict):
+    """Paste onto a black `size`x`size` canvas so the centre of mass sits in the middle."""
+
+    op: Literal["center_by_mass"]
+    size: int = Field(gt=0)
+
+
+class ResizeStep(_Strict):
+    """Resize to exactly `width`x`height` (aspect ratio not kept)."""
+
+    op: Literal["resize"]
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+
+
+class NormalizeStep(_Strict):
+    """Scale to [0, 1], then subtract `mean` and divide by `std`, per channel."""
+
+    op: Literal["normalize"]
+    mean: list[float]
+    std: list[float]
+
+    @model_validator(mode="after")
+    def _same_length(self) -> NormalizeStep:
+        if len(self.mean) != len(self.std) or any(s <= 0 for s in self.std):
+            raise ValueError("normalize: mean and std need one value per channel, std > 0")
+        return self
+
+
+PreprocessStep = Annotated[
+    ConvertStep
+    | InvertIfLightBackgroundStep
+    | AutocontrastStep
+    | CropToContentStep
+    | FitInBoxStep
+    | CenterByMassStep
+    | ResizeStep
+    | NormalizeStep,
+    Field(discriminator="op"),
+]
+
+
+class ModelConfig(_Strict):
+    """Everything model_api needs to know about one model, besides its weights."""
+
+    name: str
+    description: str = ""
+    file: str = "model.onnx"
+    input: TensorSpec
+    output: TensorSpec
+    labels: list[str] = Field(min_length=2)
+    preprocess: list[PreprocessStep] = Field(min_length=2)
+
+    @field_validator("preprocess")
+    @classmethod
+    def _pipeline_shape(cls, steps: list[PreprocessStep]) -> list[PreprocessStep]:
+        if not isinstance(steps[0], ConvertStep):
+            raise ValueError("preprocess must start with a 'convert' step")
+        if not isinstance(steps[-1], NormalizeStep):
+            raise ValueError("preprocess must end with a 'normalize' step")
+        return steps
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelConfig:
+        if len(self.input.shape) != 4:
+            raise ValueError("input.shape must be NCHW, e.g. [null, 1, 28, 28]")
+        channels = self.input.shape[1]
+        mode = self.preprocess[0].mode  # type: ignore[union-attr]
+        if channels != (1 if mode == "L" else 3):
+            raise ValueError(f"input has {channels} channel(s) but preprocess converts to {mode}")
+        if len(self.preprocess[-1].mean) != channels:  # type: ignore[union-attr]
+            raise ValueError("normalize needs one mean/std per input channel")
+        if self.output.shape[-1] not in (None, len(self.labels)):
+            raise ValueError("output's last axis must have one entry per label")
+        return self
+
+    @property
+    def channels(self) -> int:
+        return int(self.input.shape[1])  # type: ignore[arg-type]
+
+    @property
+    def height(self) -> int:
+        return int(self.input.shape[2])  # type: ignore[arg-type]
+
+    @property
+    def width(self) -> int:
+        return int(self.input.shape[3])  # type: ignore[arg-type]
+
+
+class ModelNotFoundError(LookupError):
+    """Raised when `MODEL_NAME` names no folder in the models directory."""
+
+
+def available_models(models_dir: Path) -> list[str]:
+    """Names of the folders under `models_dir` that hold a config file."""
+    if not models_dir.is_dir():
+        return []
+    return sorted(p.name for p in models_dir.iterdir() if (p / CONFIG_FILE).is_file())
+
+
+def load_model_config(models_dir: Path, name: str) -> ModelConfig:
+    """Read and validate `models_dir/name/config.json`; unknown names list the available ones."""
+    names = available_models(models_dir)
+    if name not in names:
+        raise ModelNotFoundError(
+            f"unknown model {name!r}; available models: {', '.join(names) or '(none)'}"
+            f" in {models_dir}"
+        )
+    data = json.loads((models_dir / name / CONFIG_FILE).read_text(encoding="utf-8"))
+    config = ModelConfig.model_validate(data)
+    if config.name != name:
+        raise ValueError(f"{models_dir / name / CONFIG_FILE}: name is {config.name!r}, not {name!r}")
+    return config
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file: the model's version."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
