@@ -36,7 +36,7 @@ class ConvertStep(_Strict):
 
 
 class InvertIfLightBackgroundStep(_Strict):
-    """Invert a grayscale image when its border is light (dark ink on paper -> light ink on black)."""
+    """Invert when the border is light: dark ink on paper becomes light ink on black."""
 
     op: Literal["invert_if_light_background"]
     border: int = Field(2, ge=1, description="Width in pixels of the border that is sampled.")
@@ -174,7 +174,8 @@ def load_model_config(models_dir: Path, name: str) -> ModelConfig:
     data = json.loads((models_dir / name / CONFIG_FILE).read_text(encoding="utf-8"))
     config = ModelConfig.model_validate(data)
     if config.name != name:
-        raise ValueError(f"{models_dir / name / CONFIG_FILE}: name is {config.name!r}, not {name!r}")
+        path = models_dir / name / CONFIG_FILE
+        raise ValueError(f"{path}: name is {config.name!r}, not {name!r}")
     return config
 
 

@@ -54,8 +54,9 @@ def _invert_if_light_background(
 ) -> Image.Image:
     array = np.asarray(image.convert("L"))
     b = min(step.border, max(1, min(array.shape) // 2))
-    border = np.concatenate([array[:b].ravel(), array[-b:].ravel(), array[:, :b].ravel(),
-                             array[:, -b:].ravel()])
+    border = np.concatenate(
+        [array[:b].ravel(), array[-b:].ravel(), array[:, :b].ravel(), array[:, -b:].ravel()]
+    )
     return ImageOps.invert(image) if float(np.median(border)) > 127 else image
 
 

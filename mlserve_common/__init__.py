@@ -1,0 +1,1 @@
+"""Code both services share: request ids, logging, the error envelope."""

@@ -1,0 +1,70 @@
+"""Errors modelled once: a base error with its HTTP status, and one JSON envelope.
+
+Each service subclasses `MLServeError`; `install_error_handlers` answers every
+exception as `{"error", "code", "request_id"}`, never with a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("mlserve")
+
+
+class MLServeError(Exception):
+    """Base error: `status_code` and `code` are per class, the message per instance."""
+
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRequestError(MLServeError):
+    status_code = 400
+    code = "invalid_request"
+
+
+class PayloadTooLargeError(MLServeError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+def error_body(request: Request, code: str, message: str) -> dict:
+    """The one JSON shape of every error answer."""
+    request_id = getattr(request.state, "request_id", None)
+    return {"error": message, "code": code, "request_id": request_id}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Turn every exception into `{"error", "code", "request_id"}`; never a traceback."""
+
+    @app.exception_handler(MLServeError)
+    async def _known(request: Request, exc: MLServeError) -> JSONResponse:
+        return JSONResponse(error_body(request, exc.code, exc.message), exc.status_code)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(
+            error_body(request, code, str(exc.detail)), exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()
+        )
+        return JSONResponse(error_body(request, "invalid_request", problems), 422)
+
+    @app.exception_handler(Exception)
+    async def _unknown(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error (request %s)", getattr(request.state, "request_id", "-"))
+        return JSONResponse(error_body(request, "internal_error", "Internal server error"), 500)

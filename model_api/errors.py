@@ -1,0 +1,32 @@
+"""model_api's errors: each carries its HTTP status and a message for people."""
+
+from __future__ import annotations
+
+from mlserve_common.errors import InvalidRequestError, MLServeError, PayloadTooLargeError
+
+__all__ = ["InvalidRequestError", "MLServeError", "PayloadTooLargeError"]
+
+
+class EmptyRequestError(MLServeError):
+    status_code = 400
+    code = "empty_request"
+
+
+class InvalidImageError(MLServeError):
+    status_code = 400
+    code = "invalid_image"
+
+
+class ModelNotFoundError(MLServeError):
+    status_code = 404
+    code = "model_not_found"
+
+
+class UnsupportedMediaTypeError(MLServeError):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+class ModelNotReadyError(MLServeError):
+    status_code = 503
+    code = "model_not_ready"

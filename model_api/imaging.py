@@ -1,0 +1,86 @@
+"""Decode the bytes a client sent into one image, refusing anything unsafe or unsupported."""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+from PIL import Image, UnidentifiedImageError
+
+from model_api.errors import (
+    EmptyRequestError,
+    InvalidImageError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+)
+
+SUPPORTED_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
+SUPPORTED_TEXT = "PNG, JPEG, BMP, GIF, WebP or TIFF"
+
+# Formats people send by mistake, recognised by their first bytes, so the answer can say so.
+_KNOWN_OTHER_FORMATS = (
+    (b"%PDF", "a PDF document"),
+    (b"<svg", "an SVG drawing"),
+    (b"<?xml", "an XML/SVG document"),
+    (b"<!doctype html", "an HTML page"),
+    (b"<html", "an HTML page"),
+    (b"{", "JSON"),
+    (b"PK\x03\x04", "a ZIP archive"),
+    (b"\x1f\x8b", "a gzip archive"),
+)
+
+
+def _sniff_other_format(data: bytes) -> str | None:
+    head = data[:256].lstrip().lower()
+    for magic, what in _KNOWN_OTHER_FORMATS:
+        if head.startswith(magic):
+            return what
+    if b"<svg" in head:
+        return "an SVG drawing"
+    return None
+
+
+def decode_image(data: bytes, max_pixels: int) -> Image.Image:
+    """Bytes -> a fully loaded PIL image (first frame of an animation).
+
+    The pixel count is checked from the header before any pixel is decoded, so a
+    decompression bomb costs nothing.
+    """
+    if not data:
+        raise EmptyRequestError(
+            "the request carries no image: send the file as the body or as multipart field 'file'"
+        )
+    other = _sniff_other_format(data)
+    if other:
+        raise UnsupportedMediaTypeError(
+            f"this looks like {other}, not an image; send a {SUPPORTED_TEXT} file"
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise PayloadTooLargeError(
+            f"image too large to decode; at most {max_pixels:,} pixels are accepted"
+        ) from exc
+    except UnidentifiedImageError as exc:
+        raise UnsupportedMediaTypeError(
+            f"the data is not an image this service reads; send a {SUPPORTED_TEXT} file"
+        ) from exc
+    width, height = image.size
+    if width * height > max_pixels:
+        raise PayloadTooLargeError(
+            f"image is {width}x{height} = {width * height:,} pixels; "
+            f"at most {max_pixels:,} pixels are accepted"
+        )
+    if width < 1 or height < 1:
+        raise InvalidImageError("image has no pixels")
+    try:
+        if getattr(image, "is_animated", False):
+            image.seek(0)
+        image.load()
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise InvalidImageError(
+            f"the {image.format} image is truncated or corrupt and cannot be decoded"
+        ) from exc
+    return image

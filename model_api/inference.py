@@ -1,0 +1,89 @@
+"""One ONNX Runtime session per process: provider choice, loading, and thread-safe inference."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from model_api.model_config import ModelConfig, file_sha256
+
+log = logging.getLogger("model_api")
+
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+
+def gpu_visible() -> bool:
+    """True when an NVIDIA device node exists and CUDA_VISIBLE_DEVICES does not hide it."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", "unset").strip() in ("", "-1", "none", "void"):
+        return False
+    return Path("/dev/nvidia0").exists() or Path("/proc/driver/nvidia/version").exists()
+
+
+def choose_providers(preference: str) -> list[str]:
+    """CUDA first when asked for (or `auto`) and available; CPU always as the fallback."""
+    offered = ort.get_available_providers()
+    wants_cuda = preference == "cuda" or (preference == "auto" and gpu_visible())
+    if wants_cuda and CUDA in offered:
+        return [CUDA, CPU]
+    if preference == "cuda":
+        log.warning("CUDA requested but onnxruntime offers only %s; using the CPU", offered)
+    return [CPU]
+
+
+class ModelRunner:
+    """Holds the session; `run()` may be called from several worker threads at once."""
+
+    def __init__(self, config: ModelConfig, models_dir: Path, provider: str, threads: int) -> None:
+        self.config = config
+        self.path = models_dir / config.name / config.file
+        self.version = file_sha256(self.path)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(
+            str(self.path), sess_options=options, providers=choose_providers(provider)
+        )
+        self.provider = self.session.get_providers()[0]
+        self._check_against_config()
+        self._lock = threading.Lock()
+        self.inference_count = 0
+        self.run(np.zeros((1, config.channels, config.height, config.width), np.float32))
+        self.inference_count = 0  # the warm-up does not count
+        log.info(
+            "loaded model %s version %s on %s (%d threads)",
+            config.name,
+            self.version[:12],
+            self.provider,
+            threads,
+        )
+
+    def _check_against_config(self) -> None:
+        (graph_input,) = self.session.get_inputs()
+        (graph_output,) = self.session.get_outputs()
+        expected_in, expected_out = self.config.input, self.config.output
+        if graph_input.name != expected_in.name or graph_output.name != expected_out.name:
+            raise ValueError(
+                f"{self.path}: graph has input {graph_input.name!r} / output "
+                f"{graph_output.name!r}; config says {expected_in.name!r} / {expected_out.name!r}"
+            )
+        if list(graph_input.shape[1:]) != expected_in.shape[1:]:
+            raise ValueError(
+                f"{self.path}: input shape {graph_input.shape} does not match config "
+                f"{expected_in.shape}"
+            )
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Class probabilities, shape (N, labels), for a float32 NCHW batch."""
+        with self._lock:
+            self.inference_count += 1
+        (probabilities,) = self.session.run(
+            [self.config.output.name], {self.config.input.name: batch}
+        )
+        return probabilities

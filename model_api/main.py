@@ -1,0 +1,41 @@
+"""model_api: the FastAPI app that serves one ONNX model with a Redis cache in front."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from mlserve_common.errors import install_error_handlers
+from mlserve_common.observability import RequestIdMiddleware
+from model_api.config import Settings, get_settings
+from model_api.routes import router
+from model_api.service import ModelService
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The app; the model and the cache are opened in its lifespan, not here."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.service = await ModelService.open(settings)
+        try:
+            yield
+        finally:
+            service, app.state.service = app.state.service, None
+            await service.close()
+
+    app = FastAPI(
+        title="MLServe model_api",
+        version="0.1.0",
+        summary="Serves one ONNX model; answers repeated images from a Redis cache.",
+        lifespan=lifespan,
+    )
+    app.state.model_name = settings.model_name
+    app.state.service = None
+    install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+    app.include_router(router)
+    return app

@@ -1,0 +1,136 @@
+"""HTTP only: parse the request, call the service, map the answer."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from model_api.errors import ModelNotFoundError, ModelNotReadyError
+from model_api.request_body import read_image_bytes
+from model_api.schemas import (
+    AppType,
+    Liveness,
+    ModelList,
+    ModelMetadata,
+    PredictResponse,
+    Readiness,
+)
+from model_api.service import ModelService
+
+router = APIRouter()
+
+IMAGE_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "The image file (PNG, JPEG, BMP, GIF, WebP, TIFF) as the raw body, "
+        "or as multipart field `file`.",
+        "content": {
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            "image/png": {"schema": {"type": "string", "format": "binary"}},
+            "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "required": ["file"],
+                }
+            },
+        },
+    }
+}
+
+
+def get_service(request: Request) -> ModelService:
+    service: ModelService | None = getattr(request.app.state, "service", None)
+    if service is None:
+        raise ModelNotReadyError("the model is not loaded yet; retry shortly")
+    return service
+
+
+ServiceDep = Annotated[ModelService, Depends(get_service)]
+
+
+def served_model(model_name: str, service: ServiceDep) -> ModelService:
+    """The service, if `model_name` is the model it serves; else 404."""
+    if model_name != service.runner.config.name:
+        raise ModelNotFoundError(
+            f"model {model_name!r} is not served here; this service serves "
+            f"{service.runner.config.name!r}"
+        )
+    return service
+
+
+ServedModelDep = Annotated[ModelService, Depends(served_model)]
+
+
+@router.get("/health/live", response_model=Liveness, tags=["health"])
+async def live() -> Liveness:
+    """Answers while the process runs."""
+    return Liveness()
+
+
+@router.get(
+    "/health/ready",
+    response_model=Readiness,
+    tags=["health"],
+    responses={503: {"model": Readiness}},
+)
+async def ready(request: Request) -> JSONResponse:
+    """200 once the model is loaded (503 before); says whether the cache is ok or degraded."""
+    service: ModelService | None = getattr(request.app.state, "service", None)
+    if service is None:
+        body = Readiness(status="loading", model=request.app.state.model_name, cache="unknown")
+        return JSONResponse(body.model_dump(), status_code=503)
+    body = Readiness(
+        status="ready",
+        model=service.runner.config.name,
+        version=service.runner.version,
+        provider=service.runner.provider,
+        cache=service.cache.state.value,
+    )
+    return JSONResponse(body.model_dump())
+
+
+@router.get("/v1/models", response_model=ModelList, tags=["models"])
+async def list_models(service: ServiceDep) -> ModelList:
+    """The model this process serves."""
+    return ModelList(models=[service.metadata()])
+
+
+@router.get("/v1/models/{model_name}", response_model=ModelMetadata, tags=["models"])
+async def model_metadata(service: ServedModelDep) -> ModelMetadata:
+    """Name, version (SHA-256 of the .onnx), tensors, labels, execution provider."""
+    return service.metadata()
+
+
+@router.post(
+    "/v1/models/{model_name}/predict",
+    response_model=PredictResponse,
+    tags=["models"],
+    openapi_extra=IMAGE_BODY,
+)
+async def predict(
+    request: Request,
+    service: ServedModelDep,
+    app_type: Annotated[AppType, Query(description="The front end asking.")] = AppType.cli,
+) -> PredictResponse:
+    """Classify one image; repeated images are answered from the cache."""
+    image = await read_image_bytes(request, service.settings.max_body_bytes)
+    return await service.predictor.predict(image, app_type)
+
+
+@router.get("/metrics", response_class=PlainTextResponse, tags=["health"])
+async def metrics(service: ServiceDep) -> str:
+    """Counters in the Prometheus text format."""
+    runner, cache = service.runner, service.cache
+    labels = f'model="{runner.config.name}"'
+    lines = [
+        ("mlserve_inferences_total", runner.inference_count),
+        ("mlserve_cache_hits_total", cache.hits),
+        ("mlserve_cache_misses_total", cache.misses),
+        ("mlserve_cache_errors_total", cache.errors),
+        ("mlserve_cache_up", int(cache.state.value == "ok")),
+    ]
+    return "".join(f"{name}{{{labels}}} {value}\n" for name, value in lines)

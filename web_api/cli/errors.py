@@ -1,0 +1,22 @@
+"""The gateway's own errors; model_api's errors pass through as they are."""
+
+from __future__ import annotations
+
+from mlserve_common.errors import MLServeError, PayloadTooLargeError
+
+__all__ = ["MLServeError", "PayloadTooLargeError"]
+
+
+class UnauthorizedError(MLServeError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class ModelApiUnavailableError(MLServeError):
+    status_code = 503
+    code = "model_api_unavailable"
+
+
+class ModelApiTimeoutError(MLServeError):
+    status_code = 504
+    code = "model_api_timeout"

@@ -1,0 +1,48 @@
+"""web_api, APP_TYPE=cli: a thin FastAPI gateway on the public port in front of model_api."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from mlserve_common.errors import install_error_handlers
+from mlserve_common.observability import RequestIdMiddleware
+from web_api.cli.model_client import ModelApiClient
+from web_api.cli.routes import router
+from web_api.config import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The gateway; its pooled client to model_api lives in the lifespan."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.model_client = ModelApiClient(
+            settings.model_api_url,
+            settings.model_api_timeout_seconds,
+            settings.model_api_connect_timeout_seconds,
+        )
+        try:
+            yield
+        finally:
+            await app.state.model_client.close()
+
+    app = FastAPI(
+        title="MLServe",
+        version="0.1.0",
+        summary=f"Post an image, get the {settings.model_name} model's prediction.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"]
+        )
+    app.add_middleware(RequestIdMiddleware)
+    app.include_router(router)
+    return app

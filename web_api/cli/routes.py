@@ -1,0 +1,137 @@
+"""The gateway's HTTP routes: forward images to model_api, report health."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse, RedirectResponse
+
+from mlserve_common.body import read_limited_body
+from mlserve_common.errors import MLServeError
+from mlserve_common.observability import REQUEST_ID_HEADER
+from web_api.cli.model_client import ModelApiClient, UpstreamResponse
+from web_api.cli.schemas import GatewayHealth
+from web_api.config import Settings
+
+router = APIRouter()
+APP_TYPE = "cli"
+
+IMAGE_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "The image (PNG, JPEG, BMP, GIF, WebP, TIFF) as the raw body, "
+        "or as multipart field `file`.",
+        "content": {
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            "image/png": {"schema": {"type": "string", "format": "binary"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "required": ["file"],
+                }
+            },
+        },
+    }
+}
+
+
+def get_client(request: Request) -> ModelApiClient:
+    return request.app.state.model_client
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+ClientDep = Annotated[ModelApiClient, Depends(get_client)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def _passthrough(upstream: UpstreamResponse) -> Response:
+    return Response(upstream.body, upstream.status, media_type=upstream.content_type)
+
+
+async def _forward_image(
+    request: Request, client: ModelApiClient, settings: Settings, model_name: str
+) -> Response:
+    body = await read_limited_body(request, settings.max_body_bytes)
+    headers = {
+        "content-type": request.headers.get("content-type", "application/octet-stream"),
+        REQUEST_ID_HEADER: request.state.request_id,
+    }
+    upstream = await client.request(
+        "POST",
+        f"/v1/models/{model_name}/predict",
+        body=body,
+        headers=headers,
+        params={"app_type": APP_TYPE},
+    )
+    return _passthrough(upstream)
+
+
+@router.get("/", include_in_schema=False)
+async def index() -> RedirectResponse:
+    return RedirectResponse("/docs")
+
+
+@router.post("/predict", tags=["predict"], openapi_extra=IMAGE_BODY)
+async def predict(request: Request, client: ClientDep, settings: SettingsDep) -> Response:
+    """Classify one image with the model this stack serves (answers from the cache on repeats)."""
+    return await _forward_image(request, client, settings, settings.model_name)
+
+
+@router.post("/v1/models/{model_name}/predict", tags=["predict"], openapi_extra=IMAGE_BODY)
+async def predict_with_model(
+    model_name: str, request: Request, client: ClientDep, settings: SettingsDep
+) -> Response:
+    """Classify one image with the named model (404 if this stack does not serve it)."""
+    return await _forward_image(request, client, settings, model_name)
+
+
+@router.get("/v1/models", tags=["models"])
+async def list_models(request: Request, client: ClientDep) -> Response:
+    """The model(s) served, with version, labels and execution provider."""
+    headers = {REQUEST_ID_HEADER: request.state.request_id}
+    return _passthrough(await client.request("GET", "/v1/models", headers=headers))
+
+
+@router.get("/v1/models/{model_name}", tags=["models"])
+async def model_metadata(model_name: str, request: Request, client: ClientDep) -> Response:
+    """One model's metadata."""
+    headers = {REQUEST_ID_HEADER: request.state.request_id}
+    return _passthrough(await client.request("GET", f"/v1/models/{model_name}", headers=headers))
+
+
+@router.get("/health/live", tags=["health"])
+async def live() -> dict[str, str]:
+    """Answers while the gateway runs."""
+    return {"status": "alive"}
+
+
+@router.get("/health", response_model=GatewayHealth, tags=["health"])
+async def health(client: ClientDep, settings: SettingsDep) -> JSONResponse:
+    """healthy / degraded (cache down) / down (model_api not ready); 503 when down."""
+    try:
+        upstream = await client.request("GET", "/health/ready")
+        ready = json.loads(upstream.body) if upstream.status in (200, 503) else {}
+    except (MLServeError, ValueError):
+        upstream, ready = None, {}
+    model_api_ok = upstream is not None and upstream.status == 200
+    if not model_api_ok:
+        status = "down"
+    else:
+        status = "healthy" if ready.get("cache") == "ok" else "degraded"
+    body = GatewayHealth(
+        status=status,
+        app_type=APP_TYPE,
+        model=settings.model_name,
+        web_api="ok",
+        model_api="ready" if model_api_ok else "unavailable",
+        cache=ready.get("cache", "unknown"),
+        version=ready.get("version"),
+        provider=ready.get("provider"),
+    )
+    return JSONResponse(body.model_dump(), status_code=200 if model_api_ok else 503)

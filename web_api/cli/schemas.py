@@ -1,0 +1,16 @@
+"""The gateway's own response models (predictions are model_api's, passed through)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class GatewayHealth(BaseModel):
+    status: str = Field(description="healthy, degraded (cache down) or down (model_api not ready)")
+    app_type: str
+    model: str
+    web_api: str
+    model_api: str
+    cache: str
+    version: str | None = None
+    provider: str | None = None

@@ -1,0 +1,50 @@
+"""web_api's settings: one typed object for both front ends (prefix MLSERVE_)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of web_api; each has a default that works for local use."""
+
+    model_config = SettingsConfigDict(env_prefix="MLSERVE_", protected_namespaces=())
+
+    app_type: Literal["cli", "ui"] = Field(
+        "cli", validation_alias=AliasChoices("APP_TYPE", "MLSERVE_APP_TYPE")
+    )
+    """`cli`: the FastAPI gateway; `ui`: the Streamlit app. Both listen on `web_port`."""
+    model_name: str = Field(
+        "mnist", validation_alias=AliasChoices("MODEL_NAME", "MLSERVE_MODEL_NAME")
+    )
+    """The model model_api serves; `/predict` goes to it."""
+    model_api_url: str = "http://127.0.0.1:8000"
+    """Base URL of model_api (inside Docker: http://model_api:8000)."""
+    host: str = "127.0.0.1"
+    """Address to listen on (`0.0.0.0` inside a container)."""
+    web_port: int = 5000
+    """The public port."""
+    max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)
+    """Largest upload accepted; larger ones get 413 while being read."""
+    model_api_timeout_seconds: float = Field(10.0, gt=0)
+    """How long to wait for model_api's answer before 504."""
+    model_api_connect_timeout_seconds: float = Field(2.0, gt=0)
+    """How long to wait for a connection to model_api before 503."""
+    api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("MLSERVE_API_KEY", "API_KEY")
+    )
+    """When set, every route but health needs this key (Bearer or X-API-Key)."""
+    cors_origins: list[str] = []
+    """Origins allowed by CORS; none by default (closed)."""
+    log_level: str = "info"
+    """Python logging level."""
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (read once)."""
+    return Settings()
