@@ -1,0 +1,1 @@
+"""Reproducible training, export and evaluation of the models shipped in `models/`."""

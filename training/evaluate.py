@@ -1,0 +1,119 @@
+"""Held-out evaluation of a model folder with ONNX Runtime, through the serving preprocessing.
+
+    python -m training.evaluate mnist [--json] [--model-dir models/mnist]
+    python -m training.evaluate leukemia [--json] [--data-dir DIR]
+
+The held-out data is regenerated deterministically (same split / seed as training), so the
+figures can be compared with those in the model card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+from model_api.model_config import ModelConfig
+from model_api.preprocess import normalize, preprocess
+from training import leukemia_data, mnist_data
+from training.configs import read_config
+
+REPO = Path(__file__).resolve().parent.parent
+MODELS = REPO / "models"
+
+
+def open_session(model_dir: Path, config: ModelConfig) -> ort.InferenceSession:
+    """A single-threaded CPU session on the folder's ONNX file (stable, comparable timings)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    return ort.InferenceSession(str(model_dir / config.file), options,
+                                providers=["CPUExecutionProvider"])
+
+
+def predict(session: ort.InferenceSession, batch: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """Probabilities for an (N, C, H, W) float32 batch."""
+    outs = [session.run(["probabilities"], {"input": batch[i:i + chunk]})[0]
+            for i in range(0, len(batch), chunk)]
+    return np.concatenate(outs)
+
+
+def through_config(images: list[Image.Image], config: ModelConfig) -> np.ndarray:
+    """Stack the served preprocessing of each image into one batch."""
+    return np.concatenate([preprocess(image, config) for image in images])
+
+
+def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Top-1 accuracy in percent, rounded to 2 decimals."""
+    return round(100.0 * float((probs.argmax(1) == labels).mean()), 2)
+
+
+def evaluate_mnist(model_dir: Path, max_eval: int | None = None) -> dict:
+    """Accuracy on the 1,000 held-out digits: as MNIST tensors, and as 200x200 user PNGs."""
+    config = read_config(model_dir)
+    session = open_session(model_dir, config)
+    x, y = mnist_data.load_digits()
+    _, held = mnist_data.stratified_split(y)
+    held = held[:max_eval] if max_eval else held
+    step = config.preprocess[-1]
+    tensors = np.stack([normalize(Image.fromarray(d, "L"), step) for d in x[held]])
+    rendered = through_config([mnist_data.render_on_paper(d) for d in x[held]], config)
+    return {
+        "heldout_n": len(held),
+        "heldout_accuracy": accuracy(predict(session, tensors), y[held]),
+        "rendered_png_accuracy": accuracy(predict(session, rendered), y[held]),
+    }
+
+
+def evaluate_leukemia(model_dir: Path, data_dir: Path | None = None,
+                      n_test: int = leukemia_data.N_TEST) -> dict:
+    """Accuracy and per-class recall on the held-out synthetic set (or a real folder's split)."""
+    config = read_config(model_dir)
+    session = open_session(model_dir, config)
+    if data_dir is None:
+        images, labels = leukemia_data.synthetic(n_test, test=True)
+        source = "synthetic"
+    else:
+        pairs = leukemia_data.folder_split(data_dir, config.labels, test=True)
+        images = [leukemia_data.open_image(p) for p, _ in pairs]
+        labels = [label for _, label in pairs]
+        source = str(data_dir)
+    y = np.asarray(labels)
+    probs = predict(session, through_config(images, config))
+    pred = probs.argmax(1)
+    result = {"heldout_n": len(y), "heldout_accuracy": accuracy(probs, y), "data": source}
+    for index, name in enumerate(config.labels):
+        mask = y == index
+        if mask.any():
+            result[f"recall_{name}"] = round(100.0 * float((pred[mask] == index).mean()), 2)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point: print the held-out figures (or JSON with --json)."""
+    parser = argparse.ArgumentParser(description="Evaluate a model folder on its held-out set.")
+    parser.add_argument("model", choices=["mnist", "leukemia"])
+    parser.add_argument("--model-dir", type=Path, default=None)
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="leukemia: real folder-per-class dataset (all/, hem/)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    model_dir = args.model_dir or MODELS / args.model
+    if args.model == "mnist":
+        result = evaluate_mnist(model_dir)
+    else:
+        result = evaluate_leukemia(model_dir, args.data_dir)
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+    else:
+        for key, value in result.items():
+            print(f"{key}: {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

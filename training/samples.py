@@ -1,0 +1,92 @@
+"""Write `samples/` for a model: a few user-style images and `labels.json` (file -> label).
+
+MNIST samples are held-out digits (never trained on) drawn the way users send them: dark ink on
+light paper, many sizes, RGB / RGBA / grayscale, PNG / JPEG / BMP. Leukemia samples are
+synthetic crops from an index range used neither for training nor for the held-out figures.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from training import leukemia_data, mnist_data
+from training.synth_leukemia import LABELS, make_image
+
+SAMPLE_OFFSET = 2_000_000
+
+
+def _ink(digit: np.ndarray, size: int) -> Image.Image:
+    """Ink coverage (0 paper .. 255 full ink) of a digit scaled to `size` pixels."""
+    return Image.fromarray(digit, "L").resize((size, size), Image.Resampling.BICUBIC)
+
+
+def _on_paper(ink: Image.Image, page: tuple[int, int], at: tuple[int, int],
+              paper=(255, 255, 255), pen=(0, 0, 0)) -> Image.Image:
+    """Lay `ink` coverage at `at` on an RGB page of colour `paper` with pen colour `pen`."""
+    coverage = Image.new("L", page, 0)
+    coverage.paste(ink, at)
+    alpha = np.asarray(coverage, dtype=np.float64)[..., None] / 255.0
+    rgb = (1 - alpha) * np.asarray(paper, dtype=np.float64) + alpha * np.asarray(pen)
+    return Image.fromarray(rgb.round().astype(np.uint8), "RGB")
+
+
+def mnist_samples() -> list[tuple[str, Image.Image, str]]:
+    """(file name, image, label) for one held-out digit of each class, each drawn differently."""
+    x, y = mnist_data.load_digits()
+    _, held = mnist_data.stratified_split(y)
+    d = {c: x[held[y[held] == c][0]] for c in range(10)}
+    rng = np.random.default_rng(5)
+    noisy = np.clip(rng.normal(238, 6, (768, 1024, 3)), 0, 255).astype(np.uint8)
+    big = _on_paper(_ink(d[6], 300), (1024, 768), (400, 200), pen=(20, 20, 30))
+    big = Image.fromarray(np.minimum(np.asarray(big), noisy))
+    ink2 = Image.new("L", (256, 256), 0)
+    ink2.paste(_ink(d[2], 200), (28, 28))
+    rgba = Image.merge("RGBA", (*Image.new("RGB", (256, 256), (0, 0, 0)).split(), ink2))
+    return [
+        ("0_rgb_200.png", mnist_data.render_on_paper(d[0]), "0"),
+        ("1_gray_640x480_offcentre.png",
+         _on_paper(_ink(d[1], 150), (640, 480), (420, 60), paper=(235,) * 3).convert("L"), "1"),
+        ("2_rgba_transparent.png", rgba, "2"),
+        ("3_blue_pen_yellow_paper.jpg",
+         _on_paper(_ink(d[3], 220), (300, 300), (40, 40), (250, 244, 215), (20, 40, 140)), "3"),
+        ("4_gray_120x160.bmp", _on_paper(_ink(d[4], 100), (120, 160), (10, 30)).convert("L"), "4"),
+        ("5_thick_marker.png",
+         _on_paper(_ink(d[5], 240).filter(ImageFilter.MaxFilter(9)), (300, 300), (30, 30)), "5"),
+        ("6_large_scan_1024x768.png", big, "6"),
+        ("7_tiny_48.png", _on_paper(_ink(d[7], 40), (48, 48), (4, 4)).convert("L"), "7"),
+        ("8_rotated.png", _on_paper(_ink(d[8], 200).rotate(8, Image.Resampling.BICUBIC),
+                                    (240, 240), (20, 20)), "8"),
+        ("9_pencil_400x300.png",
+         _on_paper(_ink(d[9], 220), (400, 300), (90, 40), pen=(90, 90, 90)).convert("L"), "9"),
+    ]
+
+
+def leukemia_samples() -> list[tuple[str, Image.Image, str]]:
+    """(file name, image, label): four unseen synthetic crops per class, some upscaled or JPEG."""
+    out = []
+    for i in range(8):
+        label = i % 2
+        image, _ = make_image(leukemia_data.SYNTH_SEED, SAMPLE_OFFSET + i, label=label)
+        name = LABELS[label]
+        if i in (2, 3):
+            image = image.resize((256, 256), Image.Resampling.BICUBIC)
+        suffix = "jpg" if i in (4, 5) else "png"
+        out.append((f"{name}_{i // 2 + 1}.{suffix}", image, name))
+    return out
+
+
+def write_samples(name: str, model_dir: Path) -> None:
+    """(Re)write `model_dir/samples/` with images and labels.json."""
+    folder = model_dir / "samples"
+    folder.mkdir(parents=True, exist_ok=True)
+    items = mnist_samples() if name == "mnist" else leukemia_samples()
+    labels = {}
+    for file_name, image, label in items:
+        options = {"quality": 90} if file_name.endswith(".jpg") else {}
+        image.save(folder / file_name, **options)
+        labels[file_name] = label
+    (folder / "labels.json").write_text(json.dumps(labels, indent=2) + "\n", encoding="utf-8")
