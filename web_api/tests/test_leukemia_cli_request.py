@@ -1,0 +1,11 @@
+"""Post an image to the leukemia model through the gateway: python web_api/tests/test_leukemia_cli_request.py IMAGE."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from request import post_image  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(post_image("leukemia", sys.argv))
