@@ -21,7 +21,10 @@ def post_image(model: str, argv: list[str]) -> int:
         print(f"error: no such file: {path}")
         return 2
     base = os.environ.get("MLSERVE_URL", "http://localhost:5000").rstrip("/")
-    request = urllib.request.Request(
+    if not base.startswith(("http://", "https://")):
+        print(f"error: MLSERVE_URL must be an http(s) URL, not {base!r}")
+        return 2
+    request = urllib.request.Request(  # noqa: S310 - scheme checked above
         f"{base}/v1/models/{model}/predict",
         data=path.read_bytes(),
         headers={"Content-Type": "application/octet-stream"},

@@ -1,4 +1,7 @@
-"""Post an image to the leukemia model through the gateway: python web_api/tests/test_leukemia_cli_request.py IMAGE."""
+"""Post an image to the leukemia model through the gateway (the seed's request script).
+
+usage: python web_api/tests/test_leukemia_cli_request.py IMAGE
+"""
 
 import sys
 from pathlib import Path
