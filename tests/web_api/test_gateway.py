@@ -105,3 +105,28 @@ def test_model_api_refuses_an_unknown_model_at_start() -> None:
     assert result.returncode == 2
     assert "unknown model 'resnet'" in result.stderr
     assert "leukemia" in result.stderr and "mnist" in result.stderr
+
+
+def test_api_key_guards_everything_but_health(model_api: ServiceProcess) -> None:
+    data = encode(drawn_digit_seven())
+    with gateway(model_api, api_key="s3cret-key") as client:
+        for headers in ({}, {"x-api-key": "wrong"}, {"authorization": "Bearer s3cret-ke"}):
+            response = client.post("/predict", content=data, headers=headers)
+            assert response.status_code == 401 and "API key" in response.json()["error"]
+            assert client.get("/v1/models", headers=headers).status_code == 401
+        assert client.get("/health").status_code == 200
+        assert client.get("/health/live").status_code == 200
+        ok_bearer = client.post(
+            "/predict", content=data, headers={"authorization": "Bearer s3cret-key"}
+        )
+        ok_header = client.post("/predict", content=data, headers={"x-api-key": "s3cret-key"})
+        assert ok_bearer.status_code == ok_header.status_code == 200
+
+
+def test_cors_is_closed_by_default(model_api: ServiceProcess) -> None:
+    with gateway(model_api) as client:
+        preflight = client.options(
+            "/predict",
+            headers={"origin": "https://evil.example", "access-control-request-method": "POST"},
+        )
+        assert "access-control-allow-origin" not in preflight.headers

@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from mlserve_common.errors import install_error_handlers
 from mlserve_common.observability import RequestIdMiddleware
 from web_api.cli.model_client import ModelApiClient
-from web_api.cli.routes import router
+from web_api.cli.routes import protected, router
 from web_api.config import Settings, get_settings
 
 
@@ -45,4 +45,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(RequestIdMiddleware)
     app.include_router(router)
+    app.include_router(protected)
     return app

@@ -11,11 +11,13 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from mlserve_common.body import read_limited_body
 from mlserve_common.errors import MLServeError
 from mlserve_common.observability import REQUEST_ID_HEADER
+from web_api.cli.auth import require_api_key
 from web_api.cli.model_client import ModelApiClient, UpstreamResponse
 from web_api.cli.schemas import GatewayHealth
 from web_api.config import Settings
 
-router = APIRouter()
+router = APIRouter()  # open: health
+protected = APIRouter(dependencies=[Depends(require_api_key)])  # needs the key, if one is set
 APP_TYPE = "cli"
 
 IMAGE_BODY = {
@@ -77,13 +79,13 @@ async def index() -> RedirectResponse:
     return RedirectResponse("/docs")
 
 
-@router.post("/predict", tags=["predict"], openapi_extra=IMAGE_BODY)
+@protected.post("/predict", tags=["predict"], openapi_extra=IMAGE_BODY)
 async def predict(request: Request, client: ClientDep, settings: SettingsDep) -> Response:
     """Classify one image with the model this stack serves (answers from the cache on repeats)."""
     return await _forward_image(request, client, settings, settings.model_name)
 
 
-@router.post("/v1/models/{model_name}/predict", tags=["predict"], openapi_extra=IMAGE_BODY)
+@protected.post("/v1/models/{model_name}/predict", tags=["predict"], openapi_extra=IMAGE_BODY)
 async def predict_with_model(
     model_name: str, request: Request, client: ClientDep, settings: SettingsDep
 ) -> Response:
@@ -91,14 +93,14 @@ async def predict_with_model(
     return await _forward_image(request, client, settings, model_name)
 
 
-@router.get("/v1/models", tags=["models"])
+@protected.get("/v1/models", tags=["models"])
 async def list_models(request: Request, client: ClientDep) -> Response:
     """The model(s) served, with version, labels and execution provider."""
     headers = {REQUEST_ID_HEADER: request.state.request_id}
     return _passthrough(await client.request("GET", "/v1/models", headers=headers))
 
 
-@router.get("/v1/models/{model_name}", tags=["models"])
+@protected.get("/v1/models/{model_name}", tags=["models"])
 async def model_metadata(model_name: str, request: Request, client: ClientDep) -> Response:
     """One model's metadata."""
     headers = {REQUEST_ID_HEADER: request.state.request_id}
