@@ -46,3 +46,9 @@ def test_example_output_matches_the_shipped_model_version() -> None:
 
     version = file_sha256(ROOT / "models" / "mnist" / "model.onnx")
     assert f'"version": "{version}"' in README, "re-run the curl example after retraining"
+
+
+def test_bad_input_table_is_generated_from_the_tests_cases() -> None:
+    from tests.support.bad_inputs import markdown_table
+
+    assert markdown_table() in README, "regenerate: python -m tests.support.bad_inputs"

@@ -1,0 +1,92 @@
+"""Every bad-day input through the real gateway and model_api, for both models.
+
+Each gets its documented answer; none is a 5xx; the services stay up; nothing bad enters
+the cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import redis
+
+from tests.support.bad_inputs import BAD, CASES, Case
+from tests.support.images import drawn_digit_seven, encode
+from tests.support.redis_server import RedisServer, free_port
+from tests.support.services import ServiceProcess, model_api_process
+
+
+@pytest.fixture(scope="module", params=["mnist", "leukemia"])
+def stack(request, tmp_path_factory) -> Iterator[tuple[str, RedisServer]]:
+    tmp = tmp_path_factory.mktemp(request.param)
+    redis_server = RedisServer(tmp / "redis").start()
+    model_port, web_port = free_port(), free_port()
+    model_api = model_api_process(request.param, model_port, redis_server.url, tmp / "m.log")
+    web_api = ServiceProcess(
+        "web_api",
+        {
+            "APP_TYPE": "cli",
+            "MODEL_NAME": request.param,
+            "MLSERVE_WEB_PORT": str(web_port),
+            "MLSERVE_MODEL_API_URL": f"http://127.0.0.1:{model_port}",
+        },
+        f"http://127.0.0.1:{web_port}/health",
+        tmp / "w.log",
+    )
+    model_api.start()
+    web_api.start()
+    try:
+        yield f"http://127.0.0.1:{web_port}", redis_server
+    finally:
+        web_api.stop()
+        model_api.stop()
+        redis_server.stop()
+
+
+def send(url: str, case: Case) -> httpx.Response:
+    return httpx.request(
+        case.method,
+        url + case.path,
+        content=case.body(),
+        headers={"content-type": case.content_type},
+        timeout=30,
+    )
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_case_gets_its_documented_answer(stack, case: Case) -> None:
+    url, _ = stack
+    response = send(url, case)
+    assert response.status_code == case.status, response.text
+    body = response.json()
+    if case.code:
+        assert body["code"] == case.code
+        assert body["error"] and "Traceback" not in body["error"] and "/" not in body["error"][:1]
+        assert response.headers["x-request-id"] == body["request_id"]
+    else:
+        assert body["label"] in body["probabilities"]
+    assert httpx.get(url + "/health", timeout=10).status_code == 200  # still up
+
+
+def test_bad_inputs_leave_nothing_in_the_cache(stack) -> None:
+    url, redis_server = stack
+    store = redis.Redis.from_url(redis_server.url)
+    before = store.dbsize()
+    for case in BAD:
+        assert send(url, case).status_code == case.status
+    assert store.dbsize() == before
+    assert (
+        httpx.post(url + "/predict", content=encode(drawn_digit_seven(77)), timeout=30).status_code
+        == 200
+    )
+    assert store.dbsize() == before + 1
+
+
+def test_no_internal_details_leak(stack) -> None:
+    url, _ = stack
+    for case in BAD:
+        text = send(url, case).text
+        for leak in ("Traceback", "/work", "site-packages", "127.0.0.1", "model_api:8000"):
+            assert leak not in text, (case.name, text)
