@@ -15,7 +15,8 @@ def mnist_config(mean: float, std: float) -> ModelConfig:
     """Photo/scan/drawing of one digit -> MNIST-style 28x28 white-on-black, centred by mass."""
     return ModelConfig.model_validate({
         "name": "mnist",
-        "description": "Handwritten digit classifier (0-9), small CNN trained on real MNIST digits.",
+        "description": ("Handwritten digit classifier (0-9), small CNN trained on real MNIST"
+                        " digits."),
         "file": "model.onnx",
         "input": {"name": "input", "shape": [None, 1, MNIST_SIZE, MNIST_SIZE]},
         "output": {"name": "probabilities", "shape": [None, 10]},

@@ -44,7 +44,8 @@ def parity_check(graph: torch.nn.Module, path: Path, batch: np.ndarray) -> float
     got = session.run(["probabilities"], {"input": batch})[0]
     diff = float(np.abs(got - expected).max())
     if diff > PARITY_TOLERANCE:
-        raise AssertionError(f"ONNX Runtime differs from PyTorch by {diff:.2e} > {PARITY_TOLERANCE}")
+        raise AssertionError(
+            f"ONNX Runtime differs from PyTorch by {diff:.2e} > {PARITY_TOLERANCE}")
     return diff
 
 

