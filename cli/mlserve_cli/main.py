@@ -57,9 +57,7 @@ def _predict(
 ) -> int:
     files = expand(args.paths)
     if not files:
-        stderr.print(
-            "error: no files to send (the folders are empty)", markup=False, soft_wrap=True
-        )
+        stderr.print("error: no files to send: the folders are empty", markup=False, soft_wrap=True)
         return EXIT_FAILED
     results = predict_files(client, files, stderr)
     if args.json:
