@@ -57,6 +57,8 @@ def test_request_id_travels_to_model_api(model_api: ServiceProcess) -> None:
         response = client.post("/predict", content=b"", headers={"x-request-id": "trace-me-42"})
         assert response.headers["x-request-id"] == "trace-me-42"
         assert response.json()["request_id"] == "trace-me-42"  # model_api's own answer
+    log = Path(model_api.log).read_text()
+    assert "[trace-me-42]" in log  # model_api's log lines carry the gateway's request id
 
 
 def test_health_reports_model_api_and_cache(model_api: ServiceProcess) -> None:
