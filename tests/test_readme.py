@@ -52,3 +52,20 @@ def test_bad_input_table_is_generated_from_the_tests_cases() -> None:
     from tests.support.bad_inputs import markdown_table
 
     assert markdown_table() in README, "regenerate: python -m tests.support.bad_inputs"
+
+
+@pytest.mark.parametrize(
+    ("model", "field"),
+    [
+        ("mnist", "heldout_accuracy"),
+        ("mnist", "rendered_png_accuracy"),
+        ("leukemia", "heldout_accuracy"),
+    ],
+)
+def test_model_figures_match_the_cards(model: str, field: str) -> None:
+    import json
+
+    card = (ROOT / "models" / model / "README.md").read_text()
+    figures = json.loads(re.search(r"<!-- figures-json: (\{.*?\}) -->", card).group(1))
+    row = next(line for line in README.splitlines() if line.startswith(f"| `{model}` |"))
+    assert f"{figures[field]:.1f} %" in row, f"README's {model} figures are out of date"
