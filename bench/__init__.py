@@ -1,0 +1,1 @@
+"""Reproducible benchmarks; their latest results live in bench/results/."""
