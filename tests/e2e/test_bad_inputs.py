@@ -14,35 +14,14 @@ import redis
 
 from tests.support.bad_inputs import BAD, CASES, Case
 from tests.support.images import drawn_digit_seven, encode
-from tests.support.redis_server import RedisServer, free_port
-from tests.support.services import ServiceProcess, model_api_process
+from tests.support.redis_server import RedisServer
+from tests.support.services import running_services
 
 
 @pytest.fixture(scope="module", params=["mnist", "leukemia"])
 def stack(request, tmp_path_factory) -> Iterator[tuple[str, RedisServer]]:
-    tmp = tmp_path_factory.mktemp(request.param)
-    redis_server = RedisServer(tmp / "redis").start()
-    model_port, web_port = free_port(), free_port()
-    model_api = model_api_process(request.param, model_port, redis_server.url, tmp / "m.log")
-    web_api = ServiceProcess(
-        "web_api",
-        {
-            "APP_TYPE": "cli",
-            "MODEL_NAME": request.param,
-            "MLSERVE_WEB_PORT": str(web_port),
-            "MLSERVE_MODEL_API_URL": f"http://127.0.0.1:{model_port}",
-        },
-        f"http://127.0.0.1:{web_port}/health",
-        tmp / "w.log",
-    )
-    model_api.start()
-    web_api.start()
-    try:
-        yield f"http://127.0.0.1:{web_port}", redis_server
-    finally:
-        web_api.stop()
-        model_api.stop()
-        redis_server.stop()
+    with running_services(tmp_path_factory.mktemp(request.param), request.param) as services:
+        yield services.url, services.redis
 
 
 def send(url: str, case: Case) -> httpx.Response:

@@ -25,57 +25,15 @@ from PIL import Image
 from model_api.schemas import Prediction
 from tests.support.images import encode, samples
 from tests.support.net import established_connections
-from tests.support.redis_server import RedisServer, free_port
-from tests.support.services import ServiceProcess, model_api_process
+from tests.support.services import RunningServices, running_services
 
 pytestmark = pytest.mark.e2e
 
 
-@dataclass
-class Stack:
-    redis: RedisServer
-    model_api: ServiceProcess
-    web_api: ServiceProcess
-    url: str
-    model_api_url: str
-
-
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    redis_server = RedisServer(tmp_path / "redis").start()
-    model_port, web_port = free_port(), free_port()
-    model_api = model_api_process(
-        "mnist",
-        model_port,
-        redis_server.url,
-        tmp_path / "m.log",
-        MLSERVE_REDIS_RETRY_SECONDS="0.2",
-    )
-    web_api = ServiceProcess(
-        "web_api",
-        {
-            "APP_TYPE": "cli",
-            "MODEL_NAME": "mnist",
-            "MLSERVE_WEB_PORT": str(web_port),
-            "MLSERVE_MODEL_API_URL": f"http://127.0.0.1:{model_port}",
-        },
-        f"http://127.0.0.1:{web_port}/health",
-        tmp_path / "w.log",
-    )
-    model_api.start()
-    web_api.start()
-    try:
-        yield Stack(
-            redis_server,
-            model_api,
-            web_api,
-            f"http://127.0.0.1:{web_port}",
-            f"http://127.0.0.1:{model_port}",
-        )
-    finally:
-        web_api.stop()
-        model_api.stop()
-        redis_server.stop()
+def stack(tmp_path: Path) -> Iterator[RunningServices]:
+    with running_services(tmp_path, "mnist", MLSERVE_REDIS_RETRY_SECONDS="0.2") as services:
+        yield services
 
 
 def variants(count: int) -> list[tuple[bytes, str]]:
@@ -137,7 +95,7 @@ def flow(url: str, duration: float, events: dict[float, callable]) -> Tally:
     return tally
 
 
-def test_redis_killed_and_restarted_while_requests_flow(stack: Stack) -> None:
+def test_redis_killed_and_restarted_while_requests_flow(stack: RunningServices) -> None:
     tally = flow(
         stack.url,
         9,
@@ -152,7 +110,7 @@ def test_redis_killed_and_restarted_while_requests_flow(stack: Stack) -> None:
     assert httpx.get(stack.url + "/health").json()["status"] == "healthy"
 
 
-def test_model_api_killed_and_restarted_while_requests_flow(stack: Stack) -> None:
+def test_model_api_killed_and_restarted_while_requests_flow(stack: RunningServices) -> None:
     def kill_model_api() -> None:
         stack.model_api.process.send_signal(signal.SIGKILL)
         stack.model_api.process.wait()
@@ -165,7 +123,7 @@ def test_model_api_killed_and_restarted_while_requests_flow(stack: Stack) -> Non
 
 
 @pytest.mark.parametrize("service", ["model_api", "web_api"])
-def test_sigterm_drains_in_flight_requests(stack: Stack, service: str) -> None:
+def test_sigterm_drains_in_flight_requests(stack: RunningServices, service: str) -> None:
     big = [
         encode(Image.open(path).resize((2500, 2500)), "PNG", compress_level=1)
         for path, _ in samples("mnist")[:6]

@@ -1,8 +1,5 @@
 from __future__ import annotations
 
-import struct
-import zlib
-
 import pytest
 from PIL import Image
 
@@ -13,24 +10,10 @@ from model_api.errors import (
     UnsupportedMediaTypeError,
 )
 from model_api.imaging import decode_image
+from tests.support.bad_inputs import png_claiming
 from tests.support.images import drawn_digit_seven, encode
 
 LIMIT = 40_000_000
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A PNG whose header claims width x height pixels (a decompression bomb's header)."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    chunk = b"IHDR" + ihdr
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + struct.pack(">I", len(ihdr))
-        + chunk
-        + struct.pack(">I", zlib.crc32(chunk))
-        + struct.pack(">I", 0)
-        + b"IEND"
-        + struct.pack(">I", zlib.crc32(b"IEND"))
-    )
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF"])

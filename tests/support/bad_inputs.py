@@ -34,7 +34,8 @@ class Case:
     path: str = "/predict"
 
 
-def _png_claiming(width: int, height: int) -> bytes:
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height pixels (a decompression bomb's header)."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     head = b"IHDR" + ihdr
     return (
@@ -84,7 +85,7 @@ BAD = [
     Case("truncated PNG", _truncated_png, 400, "invalid_image"),
     Case(
         "decompression bomb (header claims 60000x60000)",
-        lambda: _png_claiming(60000, 60000),
+        lambda: png_claiming(60000, 60000),
         413,
         "payload_too_large",
     ),

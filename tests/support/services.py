@@ -6,9 +6,14 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from tests.support.redis_server import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,3 +70,50 @@ def model_api_process(
         f"http://127.0.0.1:{port}/health/ready",
         log,
     )
+
+
+def web_api_process(model: str, port: int, model_api_url: str, log: Path) -> ServiceProcess:
+    return ServiceProcess(
+        "web_api",
+        {
+            "APP_TYPE": "cli",
+            "MODEL_NAME": model,
+            "MLSERVE_WEB_PORT": str(port),
+            "MLSERVE_MODEL_API_URL": model_api_url,
+        },
+        f"http://127.0.0.1:{port}/health",
+        log,
+    )
+
+
+@dataclass
+class RunningServices:
+    """Redis, model_api and the cli gateway as three real processes."""
+
+    redis: RedisServer
+    model_api: ServiceProcess
+    web_api: ServiceProcess
+    model_api_url: str
+    url: str
+
+
+@contextmanager
+def running_services(tmp: Path, model: str, **model_api_env: str) -> Iterator[RunningServices]:
+    """Start the three services on free ports; stop them all afterwards."""
+    redis_server = RedisServer(tmp / "redis").start()
+    model_port, web_port = free_port(), free_port()
+    model_api_url = f"http://127.0.0.1:{model_port}"
+    model_api = model_api_process(
+        model, model_port, redis_server.url, tmp / "model_api.log", **model_api_env
+    )
+    web_api = web_api_process(model, web_port, model_api_url, tmp / "web_api.log")
+    try:
+        model_api.start()
+        web_api.start()
+        yield RunningServices(
+            redis_server, model_api, web_api, model_api_url, f"http://127.0.0.1:{web_port}"
+        )
+    finally:
+        web_api.stop()
+        model_api.stop()
+        redis_server.stop()
