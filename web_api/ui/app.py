@@ -95,13 +95,15 @@ def page() -> None:
     settings = get_settings()
     model_name = settings.model_name
     st.set_page_config(page_title=f"MLServe · {model_name}", page_icon="🔎", layout="wide")
+    metadata: dict[str, Any] | None = None
     try:
-        metadata: dict[str, Any] | None = model_metadata()
+        metadata = model_metadata()
     except UiError as problem:
-        metadata = None
+        view.model_header(model_name, None)
         view.error(problem)
+    else:
+        view.model_header(model_name, metadata)
     can_draw = model_name in DRAWABLE_MODELS
-    view.model_header(model_name, metadata)
     view.sidebar(metadata, settings.model_api_url, can_draw)
     if can_draw:
         upload, draw = st.tabs(["Upload an image", "Draw a digit"])

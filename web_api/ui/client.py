@@ -25,6 +25,7 @@ FRIENDLY_MESSAGES = {
 }
 UNAVAILABLE = "The model service cannot be reached right now. Try again in a moment."
 TOO_SLOW = "The model service did not answer in time. Try again in a moment."
+FAILED = "The model service failed on this image. Try another file, or try again later."
 
 
 class UiError(Exception):
@@ -106,6 +107,10 @@ def _error_from(response: requests.Response) -> UiError:
     detail = f"HTTP {response.status_code} {code}: {body.get('error', '') if body else ''}"
     if code in FRIENDLY_MESSAGES:
         return UiError(FRIENDLY_MESSAGES[code], detail)
-    if response.status_code >= 500:
+    if response.status_code in (502, 503):
         return UiError(UNAVAILABLE, detail)
+    if response.status_code == 504:
+        return UiError(TOO_SLOW, detail)
+    if response.status_code >= 500:
+        return UiError(FAILED, detail)
     return UiError("The model service could not handle this image. Try another file.", detail)
