@@ -90,7 +90,14 @@ def prediction(outcome: PredictOutcome) -> None:
     probabilities = pd.DataFrame(
         list(result["probabilities"].items()), columns=["class", "probability"]
     )
-    st.bar_chart(probabilities, x="class", y="probability", sort=False, height=260)
+    st.bar_chart(
+        probabilities,
+        x="class",
+        y="probability",
+        horizontal=True,
+        sort=False,
+        height=max(160, 60 + 24 * len(probabilities)),
+    )
     with st.expander("Timings (ms)"):
         st.table(pd.DataFrame([timings]).T.rename(columns={0: "ms"}))
 

@@ -1,0 +1,60 @@
+"""The UI's client against a real model_api process and Redis (no browser needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.images import drawn_digit_seven, encode, samples
+from tests.support.redis_server import RedisServer, free_port
+from tests.support.services import ServiceProcess, model_api_process
+from web_api.config import Settings
+from web_api.ui.client import FRIENDLY_MESSAGES, UNAVAILABLE, ModelApiClient, UiError
+
+
+@pytest.fixture
+def model_api(redis_server: RedisServer, tmp_path: Path) -> Iterator[ServiceProcess]:
+    service = model_api_process("mnist", free_port(), redis_server.url, tmp_path / "model_api.log")
+    service.start()
+    yield service
+    service.stop()
+
+
+def client_for(url: str) -> ModelApiClient:
+    return ModelApiClient(Settings(app_type="ui", model_name="mnist", model_api_url=url))
+
+
+def test_metadata_prediction_and_cache_with_app_type_ui(model_api: ServiceProcess) -> None:
+    client = client_for(model_api.health_url.removesuffix("/health/ready"))
+    metadata = client.metadata()
+    assert metadata["name"] == "mnist" and len(metadata["version"]) == 64
+    sample, label = samples("mnist")[4]
+    first = client.predict(sample.read_bytes())
+    assert first.prediction["label"] == label and first.prediction["app_type"] == "ui"
+    assert first.prediction["cached"] is False and first.round_trip_ms > 0
+    assert client.predict(sample.read_bytes()).prediction["cached"] is True
+
+
+def test_bad_images_become_friendly_messages(model_api: ServiceProcess) -> None:
+    client = client_for(model_api.health_url.removesuffix("/health/ready"))
+    cut_off_png = encode(drawn_digit_seven())[:200]
+    cases = {
+        b"": "empty_request",
+        cut_off_png: "invalid_image",
+        b"%PDF-1.5\n": "unsupported_media_type",
+        b"hello, not an image": "unsupported_media_type",
+    }
+    for image, code in cases.items():
+        with pytest.raises(UiError) as problem:
+            client.predict(image)
+        assert problem.value.message == FRIENDLY_MESSAGES[code]
+
+
+def test_model_api_down_is_unavailable_not_a_traceback() -> None:
+    client = client_for(f"http://127.0.0.1:{free_port()}")
+    for call in (client.metadata, lambda: client.predict(b"\x89PNG")):
+        with pytest.raises(UiError) as problem:
+            call()
+        assert problem.value.message == UNAVAILABLE
