@@ -16,6 +16,7 @@ from tests.ui import browser as ui
 
 # Which sample each screenshot shows (index into the model's sorted samples).
 SHOWN_SAMPLE = {"mnist": 3, "leukemia": 0}
+SCREENSHOT_SIZE = {"width": 1280, "height": 1080}
 
 
 def screenshot(model: str, out: Path) -> None:
@@ -31,6 +32,7 @@ def screenshot(model: str, out: Path) -> None:
                 ui.upload(page, sample)
                 ui.predict(page)
                 page.get_by_text(f"Prediction: {label}", exact=True).wait_for()
+                page.set_viewport_size(SCREENSHOT_SIZE)  # tall enough for the whole answer
                 ui.wait_for_chart(page)
                 page.screenshot(path=str(out), full_page=True)
         finally:
