@@ -89,7 +89,7 @@ def _models(client: GatewayClient, args: argparse.Namespace, stdout: Console) ->
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     stdout, stderr = Console(), Console(stderr=True)
-    if not stdout.is_terminal:
+    if not stdout.is_terminal and "COLUMNS" not in os.environ:
         stdout.width = PIPED_WIDTH  # rich would wrap tables at 80 columns in a pipe or a log
     try:
         return run(args, stdout, stderr)
