@@ -64,6 +64,8 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
         raise UnsupportedMediaTypeError(
             f"the data is not an image this service reads; send a {SUPPORTED_TEXT} file"
         ) from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # e.g. cut off in its header
+        raise InvalidImageError("the image is truncated or corrupt and cannot be decoded") from exc
     width, height = image.size
     if width * height > max_pixels:
         raise PayloadTooLargeError(

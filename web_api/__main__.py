@@ -40,6 +40,8 @@ def main() -> int:
         str(settings.web_port),
         "--server.headless",
         "true",
+        "--client.toolbarMode",
+        "viewer",
         "--browser.gatherUsageStats",
         "false",
         "--server.maxUploadSize",

@@ -84,6 +84,12 @@ BAD = [
     ),
     Case("truncated PNG", _truncated_png, 400, "invalid_image"),
     Case(
+        "JPEG cut off inside its header",
+        lambda: encode(drawn_digit_seven(), "JPEG")[:300],
+        400,
+        "invalid_image",
+    ),
+    Case(
         "decompression bomb (header claims 60000x60000)",
         lambda: png_claiming(60000, 60000),
         413,

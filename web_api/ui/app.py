@@ -104,7 +104,7 @@ def page() -> None:
     else:
         view.model_header(model_name, metadata)
     can_draw = model_name in DRAWABLE_MODELS
-    view.sidebar(metadata, settings.model_api_url, can_draw)
+    view.sidebar(metadata, can_draw)
     if can_draw:
         upload, draw = st.tabs(["Upload an image", "Draw a digit"])
         with upload:

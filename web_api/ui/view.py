@@ -32,7 +32,7 @@ def model_header(model_name: str, metadata: dict[str, Any] | None) -> None:
     )
 
 
-def sidebar(metadata: dict[str, Any] | None, model_api_url: str, can_draw: bool) -> None:
+def sidebar(metadata: dict[str, Any] | None, can_draw: bool) -> None:
     """How to use the page, and the model's details for the curious."""
     with st.sidebar:
         st.header("How to use")
@@ -53,7 +53,9 @@ def sidebar(metadata: dict[str, Any] | None, model_api_url: str, can_draw: bool)
                 f"- **Runs on:** `{metadata['provider']}`\n"
                 f"- **Classes:** {len(metadata['labels'])}"
             )
-        st.caption(f"Predictions come from the model service at {model_api_url}.")
+        st.caption(
+            "Predictions come from MLServe's model service; this page never loads the model."
+        )
 
 
 def image_preview(image: bytes, caption: str) -> None:
