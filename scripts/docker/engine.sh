@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A private Docker engine for the real-engine test, apart from any system one: its own data
-# and exec roots, socket, bridge range and address pool. --iptables=false: no NAT, so its
-# containers reach nothing beyond their bridge; published ports go through docker-proxy.
+# and exec roots, socket, bridge range and address pool. No iptables rules, no NAT and no IP
+# forwarding: its containers reach nothing beyond their bridge (published ports go through
+# docker-proxy on the host), and the host's firewall and sysctls stay as they were.
 # usage: scripts/docker/engine.sh start|stop     (state in $MLSERVE_DOCKERD_DIR)
 set -euo pipefail
 state="${MLSERVE_DOCKERD_DIR:-/tmp/mlserve-dockerd}"
@@ -16,7 +17,7 @@ start() {
     dockerd --data-root "$state/data" --exec-root "$state/exec" --pidfile "$state/dockerd.pid" \
         -H "$DOCKER_HOST" --bip 10.213.0.1/24 \
         --default-address-pool base=10.214.0.0/16,size=24 \
-        --iptables=false --ip-masq=false >"$state/dockerd.log" 2>&1 &
+        --iptables=false --ip-masq=false --ip-forward=false >"$state/dockerd.log" 2>&1 &
     for _ in $(seq 60); do docker info >/dev/null 2>&1 && return 0; sleep 0.5; done
     echo "error: dockerd did not start; see $state/dockerd.log" >&2
     exit 1
