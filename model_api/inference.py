@@ -43,6 +43,7 @@ class ModelRunner:
         self.config = config
         self.path = models_dir / config.name / config.file
         self.version = file_sha256(self.path)
+        ort.disable_telemetry_events()  # nothing leaves the stack (and exit never waits on it)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

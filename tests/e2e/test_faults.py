@@ -125,7 +125,7 @@ def test_model_api_killed_and_restarted_while_requests_flow(stack: RunningServic
 @pytest.mark.parametrize("service", ["model_api", "web_api"])
 def test_sigterm_drains_in_flight_requests(stack: RunningServices, service: str) -> None:
     big = [
-        encode(Image.open(path).resize((2500, 2500)), "PNG", compress_level=1)
+        encode(Image.open(path).resize((5000, 5000)), "PNG", compress_level=1)
         for path, _ in samples("mnist")[:6]
     ]
     labels = [label for _, label in samples("mnist")[:6]]
@@ -141,7 +141,7 @@ def test_sigterm_drains_in_flight_requests(stack: RunningServices, service: str)
         while established_connections(port) < len(big):  # every request has reached it
             assert time.monotonic() < deadline, "requests never arrived"
             time.sleep(0.02)
-        time.sleep(0.2)  # headers in; decoding 2500x2500 PNGs keeps them busy a while
+        time.sleep(0.2)  # headers in; decoding 5000x5000 PNGs keeps them busy for seconds
         code = getattr(stack, service).stop()
         answers = [future.result() for future in futures]
     # uvicorn re-raises the SIGTERM it handled once shutdown is complete
