@@ -14,6 +14,9 @@ from enum import StrEnum
 
 import redis.asyncio as redis
 from pydantic import ValidationError
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from model_api.schemas import AppType, Prediction
@@ -57,6 +60,10 @@ class PredictionCache:
                 socket_timeout=timeout,
                 socket_connect_timeout=timeout,
                 retry_on_timeout=False,
+                # One immediate retry on a fresh connection: after a quick Redis restart the
+                # pooled connections are stale, and the retry makes the restart invisible.
+                retry=Retry(NoBackoff(), retries=1),
+                retry_on_error=[RedisConnectionError],
             )
         self._monitor: asyncio.Task | None = None
         self.hits = 0

@@ -179,6 +179,14 @@ def test_redis_killed_mid_run_then_back(
     assert [predict(mnist, fresh)["cached"] for _ in range(2)] == [False, True]
 
 
+def test_a_quick_redis_restart_goes_unnoticed(mnist: TestClient, redis_server: RedisServer) -> None:
+    data = encode(drawn_digit_seven())
+    predict(mnist, data)
+    redis_server.restart()  # faster than the monitor's ping: pooled connections are now stale
+    assert predict(mnist, data)["cached"] is True
+    assert mnist.app.state.service.cache.errors == 0
+
+
 def test_cache_disabled_when_no_redis_url() -> None:
     with make_client("mnist", "") as client:
         assert client.get("/health/ready").json()["cache"] == "disabled"
