@@ -9,10 +9,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-import uvicorn
 from fastapi import FastAPI
 
-from mlserve_common.observability import setup_logging
+from mlserve_common.server import serve
 from web_api.cli.errors import ModelApiTimeoutError, ModelApiUnavailableError
 from web_api.cli.main import create_app as create_production_app
 from web_api.cli.model_client import UpstreamResponse
@@ -94,16 +93,7 @@ def create_app() -> FastAPI:
 def main() -> None:
     """Serve it with the same uvicorn options as `python -m web_api`."""
     settings = get_settings()
-    setup_logging(settings.log_level)
-    uvicorn.run(
-        "bench.httpx_gateway:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.web_port,
-        log_config=None,
-        timeout_graceful_shutdown=30,
-        server_header=False,
-    )
+    serve("bench.httpx_gateway:create_app", settings.host, settings.web_port, settings.log_level)
 
 
 if __name__ == "__main__":

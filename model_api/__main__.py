@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import sys
 
-import uvicorn
-
-from mlserve_common.observability import setup_logging
+from mlserve_common.server import serve
 from model_api.config import get_settings
 from model_api.model_config import ModelNotFoundError, load_model_config
 
@@ -18,17 +16,7 @@ def main() -> int:
     except ModelNotFoundError as exc:
         print(f"model_api: {exc}", file=sys.stderr)
         return 2
-    setup_logging(settings.log_level)
-    uvicorn.run(
-        "model_api.main:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        timeout_graceful_shutdown=30,
-        proxy_headers=False,
-        server_header=False,
-    )
+    serve("model_api.main:create_app", settings.host, settings.port, settings.log_level)
     return 0
 
 

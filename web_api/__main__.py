@@ -12,20 +12,9 @@ from web_api.config import get_settings
 def main() -> int:
     settings = get_settings()
     if settings.app_type == "cli":
-        import uvicorn
+        from mlserve_common.server import serve
 
-        from mlserve_common.observability import setup_logging
-
-        setup_logging(settings.log_level)
-        uvicorn.run(
-            "web_api.cli.main:create_app",
-            factory=True,
-            host=settings.host,
-            port=settings.web_port,
-            log_config=None,
-            timeout_graceful_shutdown=30,
-            server_header=False,
-        )
+        serve("web_api.cli.main:create_app", settings.host, settings.web_port, settings.log_level)
         return 0
     app = Path(__file__).resolve().parent / "ui" / "app.py"
     argv = [
