@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - after choosing the headless backend
+from matplotlib.ticker import FormatStrFormatter, NullFormatter  # noqa: E402
 
 
 def plot(results: dict, path: Path) -> Path:
@@ -37,8 +38,12 @@ def plot(results: dict, path: Path) -> Path:
     latency_ax.plot(mids, [w["p99_ms"] for w in windows], marker=".", label="p99")
     latency_ax.set_ylabel("latency per 10-s window (ms)")
     latency_ax.set_yscale("log")
+    top = max([w["p99_ms"] for w in windows], default=100)
+    latency_ax.set_ylim(1, max(100, top * 1.5))  # at least two decades, so ticks read 1, 10, 100
+    latency_ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    latency_ax.yaxis.set_minor_formatter(NullFormatter())
     latency_ax.set_xlabel("time since the load started (s)")
-    latency_ax.legend(loc="upper right", fontsize=9)
+    latency_ax.legend(loc="lower right", fontsize=9)
 
     for ax in (rss_ax, latency_ax):
         ax.axvspan(0, warmup, color="#9e9e9e", alpha=0.25, label="_warm-up")
