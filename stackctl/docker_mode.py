@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 
+from stackctl import probes
 from stackctl.settings import ROOT, StackSettings
 
 NETWORK = "stack_api"
@@ -123,9 +124,19 @@ def container_states(settings: StackSettings) -> dict[str, str]:
     return states
 
 
+def cache_state(settings: StackSettings) -> str | None:
+    """The cache's state as the cli gateway's /health reports it (None for the UI)."""
+    status, body = probes.http_json(f"http://127.0.0.1:{settings.web_port}/health")
+    return body.get("cache") if status == 200 else None
+
+
 def health(settings: StackSettings) -> int:
     """One line per service; exit 1 unless all are healthy."""
     states = container_states(settings)
+    # A container's healthcheck only says model_api is ready; with Redis unreachable it
+    # still serves, uncached: that is degraded.
+    if states["model_api"] == "healthy" and cache_state(settings) == "degraded":
+        states["model_api"] = "degraded"
     for service in SERVICES:
         print(f"{service}: {states[service]}")
     return 0 if all(state == "healthy" for state in states.values()) else 1
