@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from mlserve_common.openapi import IMAGE_BODY
 from model_api.errors import ModelNotFoundError, ModelNotReadyError
 from model_api.request_body import read_image_bytes
 from model_api.schemas import (
@@ -20,26 +21,6 @@ from model_api.schemas import (
 from model_api.service import ModelService
 
 router = APIRouter()
-
-IMAGE_BODY = {
-    "requestBody": {
-        "required": True,
-        "description": "The image file (PNG, JPEG, BMP, GIF, WebP, TIFF) as the raw body, "
-        "or as multipart field `file`.",
-        "content": {
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-            "image/png": {"schema": {"type": "string", "format": "binary"}},
-            "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {"file": {"type": "string", "format": "binary"}},
-                    "required": ["file"],
-                }
-            },
-        },
-    }
-}
 
 
 def get_service(request: Request) -> ModelService:

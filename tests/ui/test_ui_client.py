@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from tests.support.images import drawn_digit_seven, encode, samples
-from tests.support.redis_server import RedisServer, free_port
-from tests.support.services import ServiceProcess, model_api_process
+from tests.support.redis_server import free_port
+from tests.support.services import ServiceProcess
 from web_api.config import Settings
 from web_api.ui.client import FRIENDLY_MESSAGES, UNAVAILABLE, ModelApiClient, UiError
-
-
-@pytest.fixture
-def model_api(redis_server: RedisServer, tmp_path: Path) -> Iterator[ServiceProcess]:
-    service = model_api_process("mnist", free_port(), redis_server.url, tmp_path / "model_api.log")
-    service.start()
-    yield service
-    service.stop()
 
 
 def client_for(url: str) -> ModelApiClient:

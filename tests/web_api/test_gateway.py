@@ -5,25 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 
 from tests.support.images import drawn_digit_seven, encode, samples
-from tests.support.redis_server import RedisServer, free_port
-from tests.support.services import ROOT, ServiceProcess, model_api_process
+from tests.support.services import ROOT, ServiceProcess
 from web_api.cli.main import create_app
 from web_api.config import Settings
-
-
-@pytest.fixture
-def model_api(redis_server: RedisServer, tmp_path: Path) -> Iterator[ServiceProcess]:
-    service = model_api_process("mnist", free_port(), redis_server.url, tmp_path / "model_api.log")
-    service.start()
-    yield service
-    service.stop()
 
 
 def gateway(model_api: ServiceProcess, **overrides) -> TestClient:

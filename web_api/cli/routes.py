@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from mlserve_common.body import read_limited_body
 from mlserve_common.errors import MLServeError
 from mlserve_common.observability import REQUEST_ID_HEADER
+from mlserve_common.openapi import IMAGE_BODY
 from web_api.cli.auth import require_api_key
 from web_api.cli.model_client import ModelApiClient, UpstreamResponse
 from web_api.cli.schemas import GatewayHealth
@@ -19,25 +20,6 @@ from web_api.config import Settings
 router = APIRouter()  # open: health
 protected = APIRouter(dependencies=[Depends(require_api_key)])  # needs the key, if one is set
 APP_TYPE = "cli"
-
-IMAGE_BODY = {
-    "requestBody": {
-        "required": True,
-        "description": "The image (PNG, JPEG, BMP, GIF, WebP, TIFF) as the raw body, "
-        "or as multipart field `file`.",
-        "content": {
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-            "image/png": {"schema": {"type": "string", "format": "binary"}},
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {"file": {"type": "string", "format": "binary"}},
-                    "required": ["file"],
-                }
-            },
-        },
-    }
-}
 
 
 def get_client(request: Request) -> ModelApiClient:
