@@ -21,6 +21,7 @@ class MLServeError(Exception):
 
     status_code = 500
     code = "internal_error"
+    headers: dict[str, str] | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -48,7 +49,21 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(MLServeError)
     async def _known(request: Request, exc: MLServeError) -> JSONResponse:
-        return JSONResponse(error_body(request, exc.code, exc.message), exc.status_code)
+        # Access logs are off by default (they cost as much as a cache hit): errors still
+        # leave a line, with the request id the log format adds.
+        level = logging.WARNING if exc.status_code >= 500 else logging.INFO
+        log.log(
+            level,
+            "%s %s -> %d %s: %s",
+            request.method,
+            request.url.path,
+            exc.status_code,
+            exc.code,
+            exc.message,
+        )
+        return JSONResponse(
+            error_body(request, exc.code, exc.message), exc.status_code, headers=exc.headers
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

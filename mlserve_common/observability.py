@@ -20,8 +20,9 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
-def setup_logging(level: str) -> None:
-    """One format for the whole process, the request id in every line."""
+def setup_logging(level: str, access_log: bool = False) -> None:
+    """One format for the whole process, the request id in every line; a line per request
+    only when `access_log` (uvicorn writes them while its access logger has a handler)."""
     handler = logging.StreamHandler()
     handler.addFilter(_RequestIdFilter())
     handler.setFormatter(
@@ -32,7 +33,7 @@ def setup_logging(level: str) -> None:
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
-        logging.getLogger(name).propagate = True
+        logging.getLogger(name).propagate = access_log or name != "uvicorn.access"
 
 
 class RequestIdMiddleware:

@@ -1,24 +1,69 @@
-"""Run a service's app factory under uvicorn, the same way for every MLServe service."""
+"""Run a service's app factory under uvicorn, the same way for every MLServe service.
+
+With more than one worker, uvicorn's supervisor spawns that many processes on one
+listening socket and replaces any that dies. Each worker:
+- dies with the supervisor (a `kill -9` of the service leaves no orphan holding the port);
+- writes its Prometheus metrics into one shared folder, so `/metrics` reports totals.
+"""
 
 from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import tempfile
 
 import uvicorn
 
 from mlserve_common.observability import setup_logging
 
 GRACEFUL_SHUTDOWN_SECONDS = 30  # in-flight requests finish on SIGTERM (docker stops after 35 s)
+KEEP_ALIVE_SECONDS = 75  # longer than common clients' idle pools (aiohttp 15 s, browsers 60 s)
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+SUPERVISOR_ENV = "MLSERVE_SUPERVISOR_PID"
+_PR_SET_PDEATHSIG = 1
 
 
-def serve(factory: str, host: str, port: int, log_level: str) -> None:
-    """Serve `module:create_app` with request-id logging and a graceful drain on SIGTERM."""
-    setup_logging(log_level)
-    uvicorn.run(
-        factory,
-        factory=True,
-        host=host,
-        port=port,
-        log_config=None,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-        proxy_headers=False,
-        server_header=False,
-    )
+def serve(
+    factory: str, host: str, port: int, log_level: str, workers: int = 1, access_log: bool = False
+) -> None:
+    """Serve `module:create_app` in `workers` processes, with request-id logging, metrics
+    summed over the workers and a graceful drain on SIGTERM."""
+    setup_logging(log_level, access_log)
+    metrics_dir = tempfile.mkdtemp(prefix="mlserve-metrics-")
+    os.environ[METRICS_DIR_ENV] = metrics_dir
+    os.environ[SUPERVISOR_ENV] = str(os.getpid())
+    try:
+        uvicorn.run(
+            factory,
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=None,
+            access_log=access_log,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+            proxy_headers=False,
+            server_header=False,
+        )
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def init_worker(log_level: str, access_log: bool) -> None:
+    """Called by each app factory: in a worker that `serve` spawned, set up its logging
+    (a spawned process starts bare) and tie its life to the supervisor's."""
+    supervisor = os.environ.get(SUPERVISOR_ENV, "")
+    if not supervisor.isdigit():
+        return  # not under serve() (a TestClient in tests): leave logging alone
+    setup_logging(log_level, access_log)
+    if int(supervisor) == os.getpid():
+        return  # one process: nothing above it to outlive
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != int(supervisor):  # it died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)

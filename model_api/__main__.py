@@ -16,7 +16,14 @@ def main() -> int:
     except ModelNotFoundError as exc:
         print(f"model_api: {exc}", file=sys.stderr)
         return 2
-    serve("model_api.main:create_app", settings.host, settings.port, settings.log_level)
+    serve(
+        "model_api.main:create_app",
+        settings.host,
+        settings.port,
+        settings.log_level,
+        workers=settings.workers,
+        access_log=settings.access_log,
+    )
     return 0
 
 

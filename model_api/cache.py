@@ -1,5 +1,9 @@
 """The prediction cache in Redis: keyed by what was asked, tolerant of Redis being away.
 
+Values are the prediction's final JSON bytes, so a hit is served without parsing or
+re-encoding them. Short leases beside the values let one worker or replica infer while
+identical misses elsewhere wait for its answer (single-flight across processes).
+
 While Redis is unreachable every call is skipped (predictions go on uncached), the
 outage is logged once, and a background task pings until it answers again.
 """
@@ -13,17 +17,18 @@ import logging
 from enum import StrEnum
 
 import redis.asyncio as redis
-from pydantic import ValidationError
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from model_api.schemas import AppType, Prediction
+from model_api import metrics
+from model_api.schemas import AppType
 
 log = logging.getLogger("model_api")
 
 KEY_PREFIX = "mlserve:prediction:"
+LEASE_PREFIX = "mlserve:lease:"
 
 
 class CacheState(StrEnum):
@@ -46,8 +51,12 @@ def cache_key(app_type: AppType | str, model_name: str, model_version: str, imag
     return KEY_PREFIX + digest.hexdigest()
 
 
+def _lease_key(key: str) -> str:
+    return LEASE_PREFIX + key.removeprefix(KEY_PREFIX)
+
+
 class PredictionCache:
-    """Get and put predictions as JSON; never raises because Redis is down."""
+    """Get and put predictions as JSON bytes; never raises because Redis is down."""
 
     def __init__(self, url: str, ttl_seconds: int, timeout: float, retry_seconds: float) -> None:
         self.ttl_seconds = ttl_seconds
@@ -66,8 +75,6 @@ class PredictionCache:
                 retry_on_error=[RedisConnectionError],
             )
         self._monitor: asyncio.Task | None = None
-        self.hits = 0
-        self.misses = 0
         self.errors = 0
 
     async def start(self) -> None:
@@ -76,7 +83,7 @@ class PredictionCache:
             log.info("cache disabled (no redis_url)")
             return
         if await self._ping():
-            self.state = CacheState.ok
+            self._set_state(CacheState.ok)
             log.info("cache connected")
         else:
             log.warning("cache unavailable at start; serving uncached until Redis answers")
@@ -100,43 +107,69 @@ class PredictionCache:
         while True:
             await asyncio.sleep(self.retry_seconds)
             if self.state is CacheState.degraded and await self._ping():
-                self.state = CacheState.ok
+                self._set_state(CacheState.ok)
                 log.info("cache recovered: Redis answers again")
 
     def _mark_down(self, exc: BaseException) -> None:
         self.errors += 1
+        metrics.CACHE_ERRORS.inc()
         if self.state is CacheState.ok:
             log.warning("cache unavailable (%s); serving uncached until Redis answers", exc)
-            self.state = CacheState.degraded
+            self._set_state(CacheState.degraded)
 
-    async def get(self, key: str) -> Prediction | None:
-        """The cached prediction, or None on a miss, an outage or an unreadable value."""
+    @property
+    def up(self) -> bool:
+        return self.state is CacheState.ok
+
+    def _set_state(self, state: CacheState) -> None:
+        self.state = state
+        metrics.CACHE_UP.set(int(state is CacheState.ok))
+
+    async def get(self, key: str) -> bytes | None:
+        """The stored bytes, or None on a miss or an outage (the caller judges the bytes)."""
         if self.state is not CacheState.ok:
             return None
         try:
-            raw = await self.client.get(key)  # type: ignore[union-attr]
+            return await self.client.get(key)  # type: ignore[union-attr]
         except (RedisError, OSError) as exc:
             self._mark_down(exc)
             return None
-        if raw is None:
-            self.misses += 1
-            return None
-        try:
-            prediction = Prediction.model_validate_json(raw)
-        except ValidationError:
-            log.warning("ignoring an unreadable cache value under %s; it will be overwritten", key)
-            self.misses += 1
-            return None
-        self.hits += 1
-        return prediction
 
-    async def put(self, key: str, prediction: Prediction) -> None:
-        """Store a prediction with the TTL (one atomic SET); skipped while Redis is down."""
+    async def put(self, key: str, value: bytes, release_lease: bool = False) -> None:
+        """Store a prediction with the TTL; with `release_lease`, drop the lease in the same
+        round trip (nothing is left behind). Skipped while Redis is down."""
         if self.state is not CacheState.ok:
             return
         try:
-            await self.client.set(  # type: ignore[union-attr]
-                key, prediction.model_dump_json(), ex=self.ttl_seconds
+            async with self.client.pipeline(transaction=False) as pipe:  # type: ignore[union-attr]
+                pipe.set(key, value, ex=self.ttl_seconds)
+                if release_lease:
+                    pipe.delete(_lease_key(key))
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self._mark_down(exc)
+
+    async def take_lease(self, key: str, token: str, ttl_ms: int) -> bool | None:
+        """Try to become the one process that infers for `key` (SET NX PX).
+
+        True: ours; False: another process holds it; None: Redis is away (act alone).
+        """
+        if self.state is not CacheState.ok:
+            return None
+        try:
+            taken = await self.client.set(  # type: ignore[union-attr]
+                _lease_key(key), token, nx=True, px=ttl_ms
             )
+        except (RedisError, OSError) as exc:
+            self._mark_down(exc)
+            return None
+        return bool(taken)
+
+    async def release_lease(self, key: str) -> None:
+        """Give the lease up early (after a failure), so that waiters try at once."""
+        if self.state is not CacheState.ok:
+            return
+        try:
+            await self.client.delete(_lease_key(key))  # type: ignore[union-attr]
         except (RedisError, OSError) as exc:
             self._mark_down(exc)

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mlserve_common import cores
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def default_threads() -> int:
-    """CPU cores this process may use (respects taskset/cgroup affinity)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 class Settings(BaseSettings):
@@ -46,16 +39,35 @@ class Settings(BaseSettings):
     """While Redis is down, how often to try it again."""
     execution_provider: Literal["auto", "cpu", "cuda"] = "auto"
     """`auto`: CUDA when onnxruntime offers it and a GPU is visible, else CPU."""
-    intra_op_threads: int = Field(default_factory=default_threads, ge=1)
-    """ONNX Runtime threads per inference; defaults to the cores this process may use."""
+    workers: int = Field(
+        default_factory=lambda: cores.available_cores(),
+        ge=1,
+        validation_alias=AliasChoices("MLSERVE_MODEL_API_WORKERS", "MLSERVE_WORKERS"),
+    )
+    """Worker processes, each with its own ONNX Runtime session; defaults to the cores
+    available (affinity and cgroup quota). `MLSERVE_MODEL_API_WORKERS` beats `MLSERVE_WORKERS`."""
+    intra_op_threads: int | None = Field(None, ge=1)
+    """ONNX Runtime threads per session; default: the cores divided among the workers."""
     inference_workers: int = Field(2, ge=1)
-    """Inferences that may run at once (each in a worker thread, off the event loop)."""
+    """Threads per worker that decode, preprocess and (unbatched) infer in parallel."""
+    singleflight_lease_ms: int = Field(5000, ge=100)
+    """Identical misses in other workers or replicas wait for the one holding this Redis
+    lease; if no answer comes within it (say the holder crashed), they infer themselves."""
+    access_log: bool = False
+    """Log every request (off: a log line costs more than a cache hit)."""
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)
     """Largest request body accepted; larger ones get 413 while being read."""
     max_image_pixels: int = Field(40_000_000, gt=0)
     """Largest width x height decoded; bigger images (decompression bombs) get 413 unread."""
     log_level: str = "info"
     """Python logging level."""
+
+
+    @model_validator(mode="after")
+    def _split_the_cores(self) -> Settings:
+        if self.intra_op_threads is None:
+            self.intra_op_threads = cores.threads_per_worker(self.workers)
+        return self
 
 
 @lru_cache

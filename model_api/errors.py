@@ -30,3 +30,11 @@ class UnsupportedMediaTypeError(MLServeError):
 class ModelNotReadyError(MLServeError):
     status_code = 503
     code = "model_not_ready"
+
+
+class OverloadedError(MLServeError):
+    """The batch queue is full: come back shortly rather than wait without bound."""
+
+    status_code = 503
+    code = "overloaded"
+    headers = {"Retry-After": "1"}

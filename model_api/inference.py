@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from model_api import metrics
 from model_api.model_config import ModelConfig, file_sha256
 
 log = logging.getLogger("model_api")
@@ -55,8 +56,9 @@ class ModelRunner:
         self._check_against_config()
         self._lock = threading.Lock()
         self.inference_count = 0
-        self.run(np.zeros((1, config.channels, config.height, config.width), np.float32))
-        self.inference_count = 0  # the warm-up does not count
+        self._warm_up()
+        self._inferences = metrics.INFERENCES.labels(config.name)
+        self._batch_sizes = metrics.BATCHES.labels(config.name)
         log.info(
             "loaded model %s version %s on %s (%d threads)",
             config.name,
@@ -80,11 +82,23 @@ class ModelRunner:
                 f"{expected_in.shape}"
             )
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        """Class probabilities, shape (N, labels), for a float32 NCHW batch."""
-        with self._lock:
-            self.inference_count += 1
+    def _warm_up(self) -> None:
+        """One run per batch size likely to come, so first requests pay no set-up (uncounted)."""
+        sizes = {1} | ({self.config.batching.max_batch_size} if self.config.batching else set())
+        shape = (self.config.channels, self.config.height, self.config.width)
+        for size in sorted(sizes):
+            self._session_run(np.zeros((size, *shape), np.float32))
+
+    def _session_run(self, batch: np.ndarray) -> np.ndarray:
         (probabilities,) = self.session.run(
             [self.config.output.name], {self.config.input.name: batch}
         )
         return probabilities
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Class probabilities, shape (N, labels), for a float32 NCHW batch; counted per image."""
+        with self._lock:
+            self.inference_count += len(batch)
+        self._inferences.inc(len(batch))
+        self._batch_sizes.observe(len(batch))
+        return self._session_run(batch)

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from mlserve_common.errors import install_error_handlers
 from mlserve_common.observability import RequestIdMiddleware
+from mlserve_common.server import init_worker
 from model_api.config import Settings, get_settings
 from model_api.routes import router
 from model_api.service import ModelService
@@ -17,6 +18,7 @@ from model_api.service import ModelService
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The app; the model and the cache are opened in its lifespan, not here."""
     settings = settings or get_settings()
+    init_worker(settings.log_level, settings.access_log)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

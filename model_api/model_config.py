@@ -105,6 +105,17 @@ PreprocessStep = Annotated[
 ]
 
 
+class BatchingConfig(_Strict):
+    """Dynamic batching: concurrent requests join one session run (absent: one run each)."""
+
+    max_batch_size: int = Field(32, ge=2, le=4096)
+    """Most images in one session run."""
+    max_queue_delay_ms: float = Field(2.0, ge=0, le=1000)
+    """How long the first image of a batch waits for company before the batch runs."""
+    max_queue_size: int = Field(256, ge=1)
+    """Images that may wait; past it a request gets 503 with Retry-After, never a hang."""
+
+
 class ModelConfig(_Strict):
     """Everything model_api needs to know about one model, besides its weights."""
 
@@ -115,6 +126,8 @@ class ModelConfig(_Strict):
     output: TensorSpec
     labels: list[str] = Field(min_length=2)
     preprocess: list[PreprocessStep] = Field(min_length=2)
+    batching: BatchingConfig | None = None
+    """Off when absent: batching pays only where a session run has a fixed cost to share."""
 
     @field_validator("preprocess")
     @classmethod

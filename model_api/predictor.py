@@ -1,4 +1,10 @@
-"""The prediction path, free of HTTP: cache lookup -> decode -> preprocess -> infer -> store."""
+"""The prediction path, free of HTTP: cache lookup -> decode -> preprocess -> infer -> store.
+
+A cache hit costs one Redis GET and a splice of stored bytes: no thread pool, no pydantic.
+A miss decodes and preprocesses in a worker thread (several run in parallel), then infers
+alone or in a dynamic batch (when the model's config asks for one); identical concurrent
+misses anywhere in the deployment share one inference (see `singleflight.py`).
+"""
 
 from __future__ import annotations
 
@@ -8,91 +14,103 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from model_api import answers, metrics
+from model_api.batching import Batcher
 from model_api.cache import PredictionCache, cache_key
 from model_api.imaging import decode_image
 from model_api.inference import ModelRunner
 from model_api.preprocess import preprocess
-from model_api.schemas import AppType, Prediction, PredictResponse, Timings
+from model_api.singleflight import SingleFlight
 
 
 def _ms(start: float) -> float:
-    return round((time.perf_counter() - start) * 1000, 3)
+    return (time.perf_counter() - start) * 1000
 
 
 class Predictor:
-    """Answers one image at a time; identical concurrent misses share one inference."""
+    """Answers one image at a time, as the final JSON bytes of a `PredictResponse`."""
 
     def __init__(
-        self, runner: ModelRunner, cache: PredictionCache, max_pixels: int, workers: int
+        self,
+        runner: ModelRunner,
+        cache: PredictionCache,
+        max_pixels: int,
+        threads: int,
+        lease_ms: int,
     ) -> None:
         self.runner = runner
         self.cache = cache
         self.max_pixels = max_pixels
-        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="inference")
-        self._in_flight: dict[str, asyncio.Future[tuple[Prediction, Timings]]] = {}
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="inference")
+        batching = runner.config.batching
+        self.batcher = Batcher(runner, batching) if batching else None
+        name = runner.config.name
+        self.flight = SingleFlight(cache, self._lookup, lease_ms, name)
+        self._hits = metrics.CACHE_HITS.labels(name)
+        self._misses = metrics.CACHE_MISSES.labels(name)
+        self._hit_seconds = metrics.REQUESTS.labels(name, "true")
+        self._miss_seconds = metrics.REQUESTS.labels(name, "false")
 
-    def close(self) -> None:
+    def start(self) -> None:
+        if self.batcher is not None:
+            self.batcher.start()
+
+    async def close(self) -> None:
+        """Let queued and running inferences finish."""
+        if self.batcher is not None:
+            await self.batcher.close()
         self.executor.shutdown(wait=True)
 
-    async def predict(self, image: bytes, app_type: AppType) -> PredictResponse:
+    async def predict(self, image: bytes, app_type: str) -> bytes:
         """The model's answer for these exact bytes, from the cache when it has it."""
         start = time.perf_counter()
-        config, version = self.runner.config, self.runner.version
-        key = cache_key(app_type, config.name, version, image)
-        cached = await self.cache.get(key)
+        key = cache_key(app_type, self.runner.config.name, self.runner.version, image)
+        prediction = await self._lookup(key)
         lookup_ms = _ms(start)
-        if cached is not None:
-            timings = Timings(cache_lookup_ms=lookup_ms, total_ms=_ms(start))
-            return PredictResponse(
-                **cached.model_dump(), cached=True, app_type=app_type, timings=timings
-            )
+        if prediction is not None:
+            self._hits.inc()
+            self._hit_seconds.observe(lookup_ms / 1000)
+            timings = {"cache_lookup_ms": lookup_ms, "total_ms": _ms(start)}
+            return answers.answer(prediction, True, app_type, timings)
+        if self.cache.up:
+            self._misses.inc()
+        outcome = await self.flight.run(key, lambda: self._compute(image))
+        total_ms = _ms(start)
+        self._miss_seconds.observe(total_ms / 1000)
+        timings = {**outcome.timings, "cache_lookup_ms": lookup_ms, "total_ms": total_ms}
+        return answers.answer(outcome.prediction, outcome.from_cache, app_type, timings)
 
-        shared = self._in_flight.get(key)
-        if shared is not None:  # the same bytes are being inferred right now: wait for that
-            prediction, timings = await asyncio.shield(shared)
-        else:
-            future: asyncio.Future = asyncio.get_running_loop().create_future()
-            self._in_flight[key] = future
-            try:
-                loop = asyncio.get_running_loop()
-                prediction, timings = await loop.run_in_executor(self.executor, self._infer, image)
-                await self.cache.put(key, prediction)
-                future.set_result((prediction, timings))
-            except BaseException as exc:
-                future.set_exception(exc)
-                future.exception()  # retrieved here, so an unwaited future logs nothing
-                raise
-            finally:
-                del self._in_flight[key]
-        timings = timings.model_copy(update={"cache_lookup_ms": lookup_ms, "total_ms": _ms(start)})
-        return PredictResponse(
-            **prediction.model_dump(), cached=False, app_type=app_type, timings=timings
-        )
+    async def _lookup(self, key: str) -> bytes | None:
+        raw = await self.cache.get(key)
+        config, version = self.runner.config, self.runner.version
+        return raw if raw is not None and answers.is_prediction_of(raw, config, version) else None
 
-    def _infer(self, image: bytes) -> tuple[Prediction, Timings]:
-        """Blocking work, run in a worker thread: decode, preprocess, run the session."""
-        config = self.runner.config
+    async def _compute(self, image: bytes) -> tuple[bytes, dict[str, float]]:
+        loop = asyncio.get_running_loop()
+        if self.batcher is None:
+            return await loop.run_in_executor(self.executor, self._infer_alone, image)
+        tensor, timings = await loop.run_in_executor(self.executor, self._prepare, image)
+        start = time.perf_counter()
+        row = await self.batcher.infer(tensor)
+        timings["inference_ms"] = _ms(start)  # includes the wait for batch-mates
+        return self._encode(row), timings
+
+    def _prepare(self, image: bytes) -> tuple[np.ndarray, dict[str, float]]:
+        """Blocking: bytes -> decoded image -> the model's (1, C, H, W) input."""
         start = time.perf_counter()
         decoded = decode_image(image, self.max_pixels)
         decode_ms = _ms(start)
         start = time.perf_counter()
-        batch = preprocess(decoded, config)
-        preprocess_ms = _ms(start)
+        tensor = preprocess(decoded, self.runner.config)
+        return tensor, {"decode_ms": decode_ms, "preprocess_ms": _ms(start)}
+
+    def _infer_alone(self, image: bytes) -> tuple[bytes, dict[str, float]]:
+        """Blocking, in a worker thread: prepare, run the session on this image alone."""
+        tensor, timings = self._prepare(image)
         start = time.perf_counter()
-        probabilities = np.clip(self.runner.run(batch)[0].astype(np.float64), 0.0, 1.0)
-        inference_ms = _ms(start)
-        index = int(np.argmax(probabilities))
-        prediction = Prediction(
-            model=config.name,
-            version=self.runner.version,
-            label=config.labels[index],
-            class_index=index,
-            confidence=float(probabilities[index]),
-            probabilities={
-                label: float(p) for label, p in zip(config.labels, probabilities, strict=True)
-            },
-        )
-        timings = Timings(
-            decode_ms=decode_ms, preprocess_ms=preprocess_ms, inference_ms=inference_ms
-        )
-        return prediction, timings
+        row = self.runner.run(tensor)[0]
+        timings["inference_ms"] = _ms(start)
+        return self._encode(row), timings
+
+    def _encode(self, row: np.ndarray) -> bytes:
+        return answers.encode_prediction(self.runner.config, self.runner.version, row)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, Response
 
 from mlserve_common.openapi import IMAGE_BODY
+from model_api import metrics
 from model_api.errors import ModelNotFoundError, ModelNotReadyError
 from model_api.request_body import read_image_bytes
 from model_api.schemas import (
@@ -23,7 +24,8 @@ from model_api.service import ModelService
 router = APIRouter()
 
 
-def get_service(request: Request) -> ModelService:
+# Dependencies are `async`: a sync one would hop through the thread pool on every request.
+async def get_service(request: Request) -> ModelService:
     service: ModelService | None = getattr(request.app.state, "service", None)
     if service is None:
         raise ModelNotReadyError("the model is not loaded yet; retry shortly")
@@ -33,7 +35,7 @@ def get_service(request: Request) -> ModelService:
 ServiceDep = Annotated[ModelService, Depends(get_service)]
 
 
-def served_model(model_name: str, service: ServiceDep) -> ModelService:
+async def served_model(model_name: str, service: ServiceDep) -> ModelService:
     """The service, if `model_name` is the model it serves; else 404."""
     if model_name != service.runner.config.name:
         raise ModelNotFoundError(
@@ -88,30 +90,24 @@ async def model_metadata(service: ServedModelDep) -> ModelMetadata:
 
 @router.post(
     "/v1/models/{model_name}/predict",
-    response_model=PredictResponse,
     tags=["models"],
     openapi_extra=IMAGE_BODY,
+    responses={200: {"model": PredictResponse, "description": "The prediction."}},
 )
 async def predict(
     request: Request,
     service: ServedModelDep,
     app_type: Annotated[AppType, Query(description="The front end asking.")] = AppType.cli,
-) -> PredictResponse:
+) -> Response:
     """Classify one image; repeated images are answered from the cache."""
     image = await read_image_bytes(request, service.settings.max_body_bytes)
-    return await service.predictor.predict(image, app_type)
+    # The answer is JSON bytes already (see answers.py): no response_model re-validation.
+    body = await service.predictor.predict(image, app_type.value)
+    return Response(body, media_type="application/json")
 
 
-@router.get("/metrics", response_class=PlainTextResponse, tags=["health"])
-async def metrics(service: ServiceDep) -> str:
-    """Counters in the Prometheus text format."""
-    runner, cache = service.runner, service.cache
-    labels = f'model="{runner.config.name}"'
-    lines = [
-        ("mlserve_inferences_total", runner.inference_count),
-        ("mlserve_cache_hits_total", cache.hits),
-        ("mlserve_cache_misses_total", cache.misses),
-        ("mlserve_cache_errors_total", cache.errors),
-        ("mlserve_cache_up", int(cache.state.value == "ok")),
-    ]
-    return "".join(f"{name}{{{labels}}} {value}\n" for name, value in lines)
+@router.get("/metrics", tags=["health"], response_class=Response)
+async def metrics_text() -> Response:
+    """Prometheus metrics, totals over every worker process."""
+    body, content_type = metrics.render()
+    return Response(body, media_type=content_type)

@@ -24,7 +24,10 @@ class ModelService:
         """Load the model (unknown names raise) and connect the cache."""
         config = load_model_config(settings.models_dir, settings.model_name)
         runner = ModelRunner(
-            config, settings.models_dir, settings.execution_provider, settings.intra_op_threads
+            config,
+            settings.models_dir,
+            settings.execution_provider,
+            settings.intra_op_threads,  # type: ignore[arg-type]  # set by Settings' validator
         )
         cache = PredictionCache(
             settings.redis_url,
@@ -33,12 +36,19 @@ class ModelService:
             settings.redis_retry_seconds,
         )
         await cache.start()
-        predictor = Predictor(runner, cache, settings.max_image_pixels, settings.inference_workers)
+        predictor = Predictor(
+            runner,
+            cache,
+            settings.max_image_pixels,
+            settings.inference_workers,
+            settings.singleflight_lease_ms,
+        )
+        predictor.start()
         return cls(settings, runner, cache, predictor)
 
     async def close(self) -> None:
         """Let in-flight inferences finish, then close the cache connection."""
-        self.predictor.close()
+        await self.predictor.close()
         await self.cache.close()
 
     def metadata(self) -> ModelMetadata:

@@ -1,4 +1,5 @@
-"""`python -m web_api`: run the front end APP_TYPE names on the public port (one process)."""
+"""`python -m web_api`: run the front end APP_TYPE names on the public port
+(the gateway in `workers` processes, the Streamlit UI in one)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,14 @@ def main() -> int:
     if settings.app_type == "cli":
         from mlserve_common.server import serve
 
-        serve("web_api.cli.main:create_app", settings.host, settings.web_port, settings.log_level)
+        serve(
+            "web_api.cli.main:create_app",
+            settings.host,
+            settings.web_port,
+            settings.log_level,
+            workers=settings.workers,
+            access_log=settings.access_log,
+        )
         return 0
     app = Path(__file__).resolve().parent / "ui" / "app.py"
     argv = [
@@ -36,7 +44,7 @@ def main() -> int:
         "--server.maxUploadSize",
         str(max(1, settings.max_body_bytes // (1024 * 1024))),
     ]
-    os.execv(sys.executable, argv)  # replaces this process: one process per container
+    os.execv(sys.executable, argv)  # replaces this process
 
 
 if __name__ == "__main__":

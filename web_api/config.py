@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mlserve_common import cores
+
 
 class Settings(BaseSettings):
     """Every knob of web_api; each has a default that works for local use."""
@@ -40,6 +42,15 @@ class Settings(BaseSettings):
     """When set, every route but health needs this key (Bearer or X-API-Key)."""
     cors_origins: list[str] = []
     """Origins allowed by CORS; none by default (closed)."""
+    workers: int = Field(
+        default_factory=lambda: cores.available_cores(),
+        ge=1,
+        validation_alias=AliasChoices("MLSERVE_WEB_API_WORKERS", "MLSERVE_WORKERS"),
+    )
+    """Gateway worker processes (cli only: the Streamlit UI is one process); defaults to
+    the cores available. `MLSERVE_WEB_API_WORKERS` beats `MLSERVE_WORKERS`."""
+    access_log: bool = False
+    """Log every request (off: a log line costs about as much as forwarding a cache hit)."""
     log_level: str = "info"
     """Python logging level."""
 

@@ -68,7 +68,7 @@ def test_filling_far_past_maxmemory_evicts_without_errors(tmp_path) -> None:
         cache = PredictionCache(server.url, 3600, timeout=2, retry_seconds=1)
         await cache.start()
         for i in range(written):
-            await cache.put(f"mlserve:prediction:{i:064d}", prediction)
+            await cache.put(f"mlserve:prediction:{i:064d}", prediction.model_dump_json().encode())
         await cache.close()
         return cache
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from model_api.config import Settings, default_threads
+from mlserve_common import cores
+from model_api.config import Settings
 from web_api.config import Settings as WebSettings
 
 
@@ -14,7 +15,31 @@ def test_defaults_work_locally(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.model_name == "mnist"
     assert settings.port == 8000 and settings.host == "127.0.0.1"
     assert settings.max_body_bytes == 10 * 1024 * 1024
-    assert settings.intra_op_threads == default_threads() >= 1
+
+
+def test_workers_split_the_cores_without_oversubscribing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cores, "available_cores", lambda: 16)
+    monkeypatch.setenv("MLSERVE_WORKERS", "4")
+    assert (Settings().workers, Settings().intra_op_threads) == (4, 4)
+    monkeypatch.setenv("MLSERVE_MODEL_API_WORKERS", "3")  # the per-service variable wins
+    assert (Settings().workers, Settings().intra_op_threads) == (3, 5)
+    monkeypatch.setenv("MLSERVE_MODEL_API_WORKERS", "32")  # more workers than cores: 1 each
+    assert Settings().intra_op_threads == 1
+    monkeypatch.setenv("MLSERVE_INTRA_OP_THREADS", "2")  # explicit beats the split
+    assert Settings().intra_op_threads == 2
+    monkeypatch.setenv("MLSERVE_WORKERS", "0")
+    monkeypatch.delenv("MLSERVE_MODEL_API_WORKERS")
+    with pytest.raises(ValidationError):
+        Settings()
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "limit"), [("max 100000\n", None), ("150000 100000\n", 1.5), ("garbage", None)]
+)
+def test_a_cgroup_cpu_quota_is_read(tmp_path, cpu_max: str, limit: float | None) -> None:
+    path = tmp_path / "cpu.max"
+    path.write_text(cpu_max)
+    assert cores._cgroup_limit(path) == limit
 
 
 def test_model_name_and_prefixed_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None:

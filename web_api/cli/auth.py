@@ -18,7 +18,7 @@ def presented_key(request: Request) -> str:
     return request.headers.get("x-api-key", "")
 
 
-def require_api_key(request: Request) -> None:
+async def require_api_key(request: Request) -> None:
     """401 unless no key is configured or the right one was presented (constant time)."""
     expected = request.app.state.settings.api_key
     if expected is None:

@@ -10,6 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from mlserve_common.errors import install_error_handlers
 from mlserve_common.observability import RequestIdMiddleware
+from mlserve_common.server import init_worker
 from web_api.cli.model_client import ModelApiClient
 from web_api.cli.routes import protected, router
 from web_api.config import Settings, get_settings
@@ -18,6 +19,7 @@ from web_api.config import Settings, get_settings
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The gateway; its pooled client to model_api lives in the lifespan."""
     settings = settings or get_settings()
+    init_worker(settings.log_level, settings.access_log)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -22,11 +22,12 @@ protected = APIRouter(dependencies=[Depends(require_api_key)])  # needs the key,
 APP_TYPE = "cli"
 
 
-def get_client(request: Request) -> ModelApiClient:
+# Dependencies are `async`: a sync one would hop through the thread pool on every request.
+async def get_client(request: Request) -> ModelApiClient:
     return request.app.state.model_client
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 

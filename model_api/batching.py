@@ -1,0 +1,128 @@
+"""Dynamic batching: images that arrive together share one session run.
+
+A batch runs when it holds `max_batch_size` images, or when its oldest image has waited
+`max_queue_delay_ms`; while one batch runs, the next one fills. Every image gets its own
+answer: a failed run is retried image by image, so one bad input never fails the others.
+A full queue refuses at once (503 with Retry-After) instead of letting clients hang.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from model_api import metrics
+from model_api.errors import OverloadedError
+from model_api.inference import ModelRunner
+from model_api.model_config import BatchingConfig
+
+log = logging.getLogger("model_api")
+
+
+@dataclass
+class _Waiting:
+    tensor: np.ndarray
+    future: asyncio.Future[np.ndarray]
+    since: float = field(default_factory=time.perf_counter)
+
+
+class Batcher:
+    """Collects (1, C, H, W) tensors into batches and runs them on `runner`, one at a time."""
+
+    def __init__(self, runner: ModelRunner, config: BatchingConfig) -> None:
+        self.runner = runner
+        self.config = config
+        self._delay = config.max_queue_delay_ms / 1000
+        self._queue: deque[_Waiting] = deque()
+        self._arrived = asyncio.Event()
+        self._full = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch")
+        self._depth = metrics.QUEUE_DEPTH.labels(runner.config.name)
+        self._rejected = metrics.REJECTED.labels(runner.config.name)
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="batcher")
+
+    async def close(self) -> None:
+        """Finish what is queued, then stop."""
+        while self._queue:
+            await asyncio.sleep(0.005)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._executor.shutdown(wait=True)
+
+    async def infer(self, tensor: np.ndarray) -> np.ndarray:
+        """This image's row of class probabilities, computed in some batch."""
+        if len(self._queue) >= self.config.max_queue_size:
+            self._rejected.inc()
+            raise OverloadedError(
+                f"model {self.runner.config.name!r} has {len(self._queue)} images queued, "
+                "its limit; retry in a moment"
+            )
+        future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Waiting(tensor, future))
+        self._depth.inc()
+        self._arrived.set()
+        if len(self._queue) >= self.config.max_batch_size:
+            self._full.set()
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            if not self._queue:
+                self._arrived.clear()
+                await self._arrived.wait()
+                continue
+            wait = self._queue[0].since + self._delay - time.perf_counter()
+            if len(self._queue) < self.config.max_batch_size and wait > 0:
+                self._full.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._full.wait(), wait)
+            batch = self._take()
+            if batch:
+                await self._run_batch(batch)
+
+    def _take(self) -> list[_Waiting]:
+        """Up to max_batch_size waiting images; those whose client gave up are dropped."""
+        batch: list[_Waiting] = []
+        while self._queue and len(batch) < self.config.max_batch_size:
+            waiting = self._queue.popleft()
+            self._depth.dec()
+            if not waiting.future.done():
+                batch.append(waiting)
+        return batch
+
+    async def _run_batch(self, batch: list[_Waiting]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            tensors = np.concatenate([w.tensor for w in batch])
+            rows = await loop.run_in_executor(self._executor, self.runner.run, tensors)
+        except Exception:
+            log.exception("a batch of %d failed; running its images one by one", len(batch))
+            for waiting in batch:
+                await self._run_one(waiting)
+            return
+        for waiting, row in zip(batch, rows, strict=True):
+            if not waiting.future.done():
+                waiting.future.set_result(row)
+
+    async def _run_one(self, waiting: _Waiting) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            (row,) = await loop.run_in_executor(self._executor, self.runner.run, waiting.tensor)
+        except Exception as exc:
+            if not waiting.future.done():
+                waiting.future.set_exception(exc)
+            return
+        if not waiting.future.done():
+            waiting.future.set_result(row)

@@ -1,0 +1,119 @@
+"""model_api in several worker processes: one inference for identical concurrent misses
+across all of them, metrics summed over all of them, a lost worker replaced."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.images import drawn_digit_seven, encode
+from tests.support.redis_server import RedisServer, free_port
+from tests.support.services import ServiceProcess, model_api_process
+
+pytestmark = pytest.mark.e2e
+WORKERS = 3
+
+
+@pytest.fixture(scope="module")
+def workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    tmp = tmp_path_factory.mktemp("workers")
+    redis_server = RedisServer(tmp / "redis").start()
+    service = model_api_process(
+        "mnist", free_port(), redis_server.url, tmp / "model_api.log", MLSERVE_WORKERS=str(WORKERS)
+    )
+    service.start()
+    yield service
+    service.stop()
+    redis_server.stop()
+
+
+def base_url(service: ServiceProcess) -> str:
+    return service.health_url.removesuffix("/health/ready")
+
+
+def metric(service: ServiceProcess, name: str, **labels: str) -> float:
+    """One sample of model_api's /metrics (0 when absent), read on a fresh connection."""
+    text = httpx.get(base_url(service) + "/metrics").text
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    pattern = (
+        re.compile(rf"^{name}(?:\{{{re.escape(wanted)}\}})? (\S+)$", re.M)
+        if wanted
+        else (re.compile(rf"^{name} (\S+)$", re.M))
+    )
+    found = pattern.search(text)
+    return float(found.group(1)) if found else 0.0
+
+
+def worker_pids(service: ServiceProcess) -> set[int]:
+    """The supervisor's children that serve requests."""
+    children = Path(f"/proc/{service.process.pid}/task/{service.process.pid}/children")
+    pids = {int(p) for p in children.read_text().split()}
+    return {p for p in pids if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()}
+
+
+async def post_together(url: str, bodies: list[bytes]) -> list[httpx.Response]:
+    """Every body on its own connection, all at once (the kernel spreads them over workers)."""
+
+    async def one(body: bytes) -> httpx.Response:
+        async with httpx.AsyncClient(timeout=30) as client:
+            return await client.post(url, content=body)
+
+    return await asyncio.gather(*(one(b) for b in bodies))
+
+
+def test_the_service_runs_the_configured_number_of_workers(workers: ServiceProcess) -> None:
+    assert len(worker_pids(workers)) == WORKERS
+
+
+def test_64_identical_concurrent_requests_run_the_model_once(workers: ServiceProcess) -> None:
+    url = base_url(workers) + "/v1/models/mnist/predict"
+    for attempt in range(3):  # a fresh image each time: every one is a miss at first
+        image = encode(drawn_digit_seven(1400 + attempt), compress_level=1)  # slow to decode
+        before = metric(workers, "mlserve_inferences_total", model="mnist")
+        shared_before = metric(
+            workers, "mlserve_singleflight_waits_total", level="redis", model="mnist"
+        )
+        answers = asyncio.run(post_together(url, [image] * 64))
+        assert [a.status_code for a in answers] == [200] * 64
+        assert {a.json()["label"] for a in answers} == {"7"}
+        assert metric(workers, "mlserve_inferences_total", model="mnist") - before == 1
+        if metric(workers, "mlserve_singleflight_waits_total", level="redis", model="mnist") > (
+            shared_before
+        ):
+            return  # some waited in another worker, through the Redis lease: proven
+    pytest.fail("the requests never met in different workers (no wait through Redis)")
+
+
+def test_metrics_are_totals_over_all_workers(workers: ServiceProcess) -> None:
+    url = base_url(workers) + "/v1/models/mnist/predict"
+    before = metric(workers, "mlserve_inferences_total", model="mnist")
+    bodies = [encode(drawn_digit_seven(100 + i)) for i in range(30)]
+    assert {a.status_code for a in asyncio.run(post_together(url, bodies))} == {200}
+    readings = {metric(workers, "mlserve_inferences_total", model="mnist") for _ in range(12)}
+    assert readings == {before + 30}  # whichever worker answers /metrics
+    assert (
+        metric(workers, "mlserve_request_duration_seconds_count", cached="false", model="mnist")
+        >= 30
+    )
+
+
+def test_a_killed_worker_is_replaced_and_counts_survive(workers: ServiceProcess) -> None:
+    url = base_url(workers) + "/v1/models/mnist/predict"
+    before = metric(workers, "mlserve_inferences_total", model="mnist")
+    victim = sorted(worker_pids(workers))[0]
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while len(pids := worker_pids(workers)) < WORKERS or victim in pids:
+        assert time.monotonic() < deadline, "the lost worker was not replaced"
+        time.sleep(0.2)
+    answers = asyncio.run(post_together(url, [encode(drawn_digit_seven(60 + i)) for i in range(9)]))
+    assert [a.status_code for a in answers] == [200] * 9
+    assert metric(workers, "mlserve_inferences_total", model="mnist") >= before + 9

@@ -1,0 +1,101 @@
+"""Dynamic batching on the real leukemia session: shared runs, own answers, a bounded queue."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from model_api.batching import Batcher
+from model_api.errors import OverloadedError
+from model_api.inference import ModelRunner
+from model_api.model_config import BatchingConfig, load_model_config
+from model_api.preprocess import preprocess
+from tests.support.images import MODELS_DIR, samples
+
+
+@pytest.fixture(scope="module")
+def runner() -> ModelRunner:
+    return ModelRunner(load_model_config(MODELS_DIR, "leukemia"), MODELS_DIR, "cpu", 1)
+
+
+def images(count: int, seed: int = 0) -> list[np.ndarray]:
+    """The leukemia samples, preprocessed as served, each with a little noise of its own."""
+    config = load_model_config(MODELS_DIR, "leukemia")
+    base = [preprocess(Image.open(path), config) for path, _ in samples("leukemia")]
+    rng = np.random.default_rng(seed)
+    return [
+        (base[i % len(base)] + rng.normal(0, 0.3, base[0].shape)).astype(np.float32)
+        for i in range(count)
+    ]
+
+
+async def run_batched(runner: ModelRunner, config: BatchingConfig, tensors) -> list:
+    batcher = Batcher(runner, config)
+    batcher.start()
+    try:
+        return await asyncio.gather(
+            *(batcher.infer(t) for t in tensors), return_exceptions=True
+        )
+    finally:
+        await batcher.close()
+
+
+async def test_concurrent_images_share_runs_and_each_gets_its_own_row(runner) -> None:
+    tensors = images(24)
+    alone = [runner.run(t)[0] for t in tensors]
+    before = runner.inference_count
+    config = BatchingConfig(max_batch_size=8, max_queue_delay_ms=50)
+    rows = await run_batched(runner, config, tensors)
+    assert runner.inference_count - before == 24  # counted per image
+    for row, expected in zip(rows, alone, strict=True):
+        np.testing.assert_allclose(row, expected, atol=1e-5)
+    # the inputs differ enough that a row given to the wrong waiter would show
+    assert len({round(float(r[0]), 4) for r in rows}) > 12
+
+
+async def test_batches_are_bounded_by_max_batch_size(runner, monkeypatch) -> None:
+    sizes: list[int] = []
+    real_run = runner.run
+    monkeypatch.setattr(runner, "run", lambda batch: sizes.append(len(batch)) or real_run(batch))
+    await run_batched(runner, BatchingConfig(max_batch_size=8, max_queue_delay_ms=50), images(20))
+    assert sum(sizes) == 20 and max(sizes) == 8 and len(sizes) == 3
+
+
+async def test_one_bad_tensor_never_fails_its_batch_mates(runner) -> None:
+    good = images(5)
+    bad = np.zeros((1, 3, 32, 32), np.float32)  # wrong size: the batched run cannot stack it
+    results = await run_batched(
+        runner, BatchingConfig(max_batch_size=8, max_queue_delay_ms=50), [*good[:2], bad, *good[2:]]
+    )
+    assert isinstance(results[2], Exception)
+    for row, tensor in zip([*results[:2], *results[3:]], good, strict=True):
+        np.testing.assert_allclose(row, runner.run(tensor)[0], atol=1e-5)
+
+
+async def test_a_full_queue_refuses_at_once_with_retry_after(runner) -> None:
+    config = BatchingConfig(max_batch_size=4, max_queue_delay_ms=20, max_queue_size=4)
+    results = await run_batched(runner, config, images(10))
+    refused = [r for r in results if isinstance(r, OverloadedError)]
+    assert len(refused) == 6
+    assert refused[0].status_code == 503 and refused[0].headers == {"Retry-After": "1"}
+    assert "retry" in refused[0].message
+    assert all(isinstance(r, np.ndarray) for r in results[:4])
+
+
+async def test_abandoned_images_are_not_inferred(runner) -> None:
+    batcher = Batcher(runner, BatchingConfig(max_batch_size=8, max_queue_delay_ms=30))
+    batcher.start()
+    before = runner.inference_count
+    try:
+        kept = asyncio.ensure_future(batcher.infer(images(1)[0]))
+        dropped = [asyncio.ensure_future(batcher.infer(t)) for t in images(3, seed=1)]
+        await asyncio.sleep(0)
+        for task in dropped:
+            task.cancel()
+        await kept
+    finally:
+        await batcher.close()
+    assert runner.inference_count - before == 1
