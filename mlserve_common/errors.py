@@ -44,26 +44,30 @@ def error_body(request: Request, code: str, message: str) -> dict:
     return {"error": message, "code": code, "request_id": request_id}
 
 
+def error_response(request: Request, exc: MLServeError) -> JSONResponse:
+    """The answer to a known error. Access logs are off by default (they cost as much as a
+    cache hit), so errors still leave a line, with the request id the log format adds."""
+    level = logging.WARNING if exc.status_code >= 500 else logging.INFO
+    log.log(
+        level,
+        "%s %s -> %d %s: %s",
+        request.method,
+        request.url.path,
+        exc.status_code,
+        exc.code,
+        exc.message,
+    )
+    return JSONResponse(
+        error_body(request, exc.code, exc.message), exc.status_code, headers=exc.headers
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Turn every exception into `{"error", "code", "request_id"}`; never a traceback."""
 
     @app.exception_handler(MLServeError)
     async def _known(request: Request, exc: MLServeError) -> JSONResponse:
-        # Access logs are off by default (they cost as much as a cache hit): errors still
-        # leave a line, with the request id the log format adds.
-        level = logging.WARNING if exc.status_code >= 500 else logging.INFO
-        log.log(
-            level,
-            "%s %s -> %d %s: %s",
-            request.method,
-            request.url.path,
-            exc.status_code,
-            exc.code,
-            exc.message,
-        )
-        return JSONResponse(
-            error_body(request, exc.code, exc.message), exc.status_code, headers=exc.headers
-        )
+        return error_response(request, exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -17,6 +17,11 @@ class InvalidImageError(MLServeError):
     code = "invalid_image"
 
 
+class InvalidParameterError(MLServeError):
+    status_code = 422
+    code = "invalid_request"
+
+
 class ModelNotFoundError(MLServeError):
     status_code = 404
     code = "model_not_found"

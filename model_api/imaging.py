@@ -33,6 +33,24 @@ _KNOWN_OTHER_FORMATS = (
 )
 
 
+# Signatures of the formats we read: bytes that start like one but do not open are a damaged
+# image (400), not an unsupported file (415).
+_IMAGE_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF8", "GIF"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+)
+
+
+def _claimed_format(data: bytes) -> str | None:
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    return next((name for magic, name in _IMAGE_SIGNATURES if data.startswith(magic)), None)
+
+
 def _sniff_other_format(data: bytes) -> str | None:
     head = data[:256].lstrip().lower()
     for magic, what in _KNOWN_OTHER_FORMATS:
@@ -61,6 +79,11 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
     try:
         image = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
     except UnidentifiedImageError as exc:
+        claimed = _claimed_format(data)
+        if claimed:
+            raise InvalidImageError(
+                f"the data starts like a {claimed} file but is corrupt and cannot be decoded"
+            ) from exc
         raise UnsupportedMediaTypeError(
             f"the data is not an image this service reads; send a {SUPPORTED_TEXT} file"
         ) from exc

@@ -8,10 +8,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from mlserve_common.errors import install_error_handlers
+from mlserve_common.hot_path import HotPath
 from mlserve_common.observability import RequestIdMiddleware
 from mlserve_common.server import init_worker
 from model_api.config import Settings, get_settings
-from model_api.routes import router
+from model_api.routes import HOT_ROUTES, router
 from model_api.service import ModelService
 
 
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.model_name = settings.model_name
     app.state.service = None
     install_error_handlers(app)
+    app.add_middleware(HotPath, routes=HOT_ROUTES)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(router)
     return app

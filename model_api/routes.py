@@ -7,9 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from mlserve_common.hot_path import HotRoute
 from mlserve_common.openapi import IMAGE_BODY
 from model_api import metrics
-from model_api.errors import ModelNotFoundError, ModelNotReadyError
+from model_api.errors import InvalidParameterError, ModelNotFoundError, ModelNotReadyError
 from model_api.request_body import read_image_bytes
 from model_api.schemas import (
     AppType,
@@ -22,27 +23,38 @@ from model_api.schemas import (
 from model_api.service import ModelService
 
 router = APIRouter()
+APP_TYPES = tuple(t.value for t in AppType)
 
 
-# Dependencies are `async`: a sync one would hop through the thread pool on every request.
-async def get_service(request: Request) -> ModelService:
+def loaded_service(request: Request) -> ModelService:
+    """The service, once its model is loaded; 503 before."""
     service: ModelService | None = getattr(request.app.state, "service", None)
     if service is None:
         raise ModelNotReadyError("the model is not loaded yet; retry shortly")
     return service
 
 
-ServiceDep = Annotated[ModelService, Depends(get_service)]
-
-
-async def served_model(model_name: str, service: ServiceDep) -> ModelService:
+def serving(request: Request, model_name: str) -> ModelService:
     """The service, if `model_name` is the model it serves; else 404."""
+    service = loaded_service(request)
     if model_name != service.runner.config.name:
         raise ModelNotFoundError(
             f"model {model_name!r} is not served here; this service serves "
             f"{service.runner.config.name!r}"
         )
     return service
+
+
+# Dependencies are `async`: a sync one would hop through the thread pool on every request.
+async def get_service(request: Request) -> ModelService:
+    return loaded_service(request)
+
+
+ServiceDep = Annotated[ModelService, Depends(get_service)]
+
+
+async def served_model(request: Request, model_name: str) -> ModelService:
+    return serving(request, model_name)
 
 
 ServedModelDep = Annotated[ModelService, Depends(served_model)]
@@ -88,6 +100,22 @@ async def model_metadata(service: ServedModelDep) -> ModelMetadata:
     return service.metadata()
 
 
+async def predict_image(request: Request, model_name: str) -> Response:
+    """The predict route's work, also answered by `HotPath` without FastAPI's machinery."""
+    service = serving(request, model_name)
+    given = request.query_params.get("app_type", AppType.cli.value)
+    if given not in APP_TYPES:
+        raise InvalidParameterError(
+            f"app_type must be one of {', '.join(APP_TYPES)}, not {given!r}"
+        )
+    image = await read_image_bytes(request, service.settings.max_body_bytes)
+    # The answer is JSON bytes already (see answers.py): no response_model re-validation.
+    return Response(await service.predictor.predict(image, given), media_type="application/json")
+
+
+HOT_ROUTES = [HotRoute("/v1/models/{model_name}/predict", predict_image)]
+
+
 @router.post(
     "/v1/models/{model_name}/predict",
     tags=["models"],
@@ -96,14 +124,11 @@ async def model_metadata(service: ServedModelDep) -> ModelMetadata:
 )
 async def predict(
     request: Request,
-    service: ServedModelDep,
+    model_name: str,
     app_type: Annotated[AppType, Query(description="The front end asking.")] = AppType.cli,
 ) -> Response:
     """Classify one image; repeated images are answered from the cache."""
-    image = await read_image_bytes(request, service.settings.max_body_bytes)
-    # The answer is JSON bytes already (see answers.py): no response_model re-validation.
-    body = await service.predictor.predict(image, app_type.value)
-    return Response(body, media_type="application/json")
+    return await predict_image(request, model_name)
 
 
 @router.get("/metrics", tags=["health"], response_class=Response)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import re
+import shutil
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import redis
@@ -19,11 +24,13 @@ from tests.support.redis_server import RedisServer, free_port
 
 def make_client(model: str, redis_url: str, **overrides) -> TestClient:
     settings = Settings(
-        model_name=model,
-        models_dir=MODELS_DIR,
-        redis_url=redis_url,
-        redis_retry_seconds=0.2,
-        **overrides,
+        **{
+            "model_name": model,
+            "models_dir": MODELS_DIR,
+            "redis_url": redis_url,
+            "redis_retry_seconds": 0.2,
+            **overrides,
+        }
     )
     return TestClient(create_app(settings))
 
@@ -201,3 +208,71 @@ def test_while_redis_is_down_requests_do_not_touch_it(tmp_path) -> None:
         # degraded from the start: no request tried Redis (each attempt would count an error)
         assert client.app.state.service.cache.errors == 0
         assert client.get("/health/ready").json()["cache"] == "degraded"
+
+
+def batching_models(tmp_path, **batching) -> Path:
+    """A copy of models/ whose leukemia batches as given."""
+    folder = tmp_path / "models"
+    shutil.copytree(MODELS_DIR, folder, ignore=shutil.ignore_patterns("samples"))
+    config = json.loads((folder / "leukemia" / "config.json").read_text())
+    config["batching"] = batching
+    (folder / "leukemia" / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def post_concurrently(client: TestClient, bodies: list[bytes]) -> list:
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        return list(
+            pool.map(lambda b: client.post("/v1/models/leukemia/predict", content=b), bodies)
+        )
+
+
+def test_a_bad_image_in_a_batch_fails_alone(tmp_path, redis_server: RedisServer) -> None:
+    models = batching_models(tmp_path, max_batch_size=8, max_queue_delay_ms=300)
+    good = [(path.read_bytes(), label) for path, label in samples("leukemia")]
+    bodies = [data for data, _ in good] + [b"\x89PNG\r\n\x1a\n" + b"\0" * 64]
+    with make_client("leukemia", redis_server.url, models_dir=models) as client:
+        answers = post_concurrently(client, bodies)
+        assert [a.status_code for a in answers] == [200] * len(good) + [400]
+        assert [a.json()["label"] for a in answers[:-1]] == [label for _, label in good]
+        sizes = client.app.state.service.runner.inference_count
+    assert sizes == len(good)
+
+
+def test_a_full_batch_queue_is_503_with_retry_after(tmp_path, redis_server: RedisServer) -> None:
+    models = batching_models(tmp_path, max_batch_size=2, max_queue_delay_ms=500, max_queue_size=1)
+    bodies = [encode(drawn_digit_seven(64 + i)) for i in range(6)]  # distinct: no sharing
+    with make_client("leukemia", redis_server.url, models_dir=models) as client:
+        answers = post_concurrently(client, bodies)
+        statuses = sorted(a.status_code for a in answers)
+        assert set(statuses) == {200, 503} and statuses.count(200) >= 1, statuses
+        refused = next(a for a in answers if a.status_code == 503)
+        assert refused.headers["retry-after"] == "1"
+        assert refused.json()["code"] == "overloaded" and "retry" in refused.json()["error"]
+        assert client.get("/health/ready").status_code == 200  # still up
+
+
+def test_metrics_count_inferences_hits_and_batches(tmp_path, redis_server: RedisServer) -> None:
+    def sample(text: str, name: str) -> float:
+        found = re.search(rf'^{name}\{{model="leukemia"\}} (\S+)$', text, re.M)
+        return float(found.group(1)) if found else 0.0
+
+    models = batching_models(tmp_path, max_batch_size=8, max_queue_delay_ms=200)
+    with make_client("leukemia", redis_server.url, models_dir=models) as client:
+        before = client.get("/metrics").text
+        bodies = [encode(drawn_digit_seven(80 + i)) for i in range(4)]
+        post_concurrently(client, bodies)
+        post_concurrently(client, bodies[:1])  # a hit
+        after = client.get("/metrics")
+    assert after.headers["content-type"].startswith("text/plain")
+    for name, moved in [
+        ("mlserve_inferences_total", 4),
+        ("mlserve_cache_hits_total", 1),
+        ("mlserve_cache_misses_total", 4),
+        ("mlserve_batch_size_sum", 4),
+    ]:
+        assert sample(after.text, name) - sample(before, name) == moved, name
+    assert (
+        sample(after.text, "mlserve_batch_size_count") - sample(before, "mlserve_batch_size_count")
+        < 4
+    )

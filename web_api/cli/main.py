@@ -9,10 +9,11 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from mlserve_common.errors import install_error_handlers
+from mlserve_common.hot_path import HotPath
 from mlserve_common.observability import RequestIdMiddleware
 from mlserve_common.server import init_worker
 from web_api.cli.model_client import ModelApiClient
-from web_api.cli.routes import protected, router
+from web_api.cli.routes import HOT_ROUTES, protected, router
 from web_api.config import Settings, get_settings
 
 
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(HotPath, routes=HOT_ROUTES)  # inside CORS and the request id
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"]

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 
 from mlserve_common.body import read_limited_body
 from mlserve_common.errors import MLServeError
+from mlserve_common.hot_path import HotRoute
 from mlserve_common.observability import REQUEST_ID_HEADER
 from mlserve_common.openapi import IMAGE_BODY
 from web_api.cli.auth import require_api_key
@@ -39,9 +40,10 @@ def _passthrough(upstream: UpstreamResponse) -> Response:
     return Response(upstream.body, upstream.status, media_type=upstream.content_type)
 
 
-async def _forward_image(
-    request: Request, client: ModelApiClient, settings: Settings, model_name: str
-) -> Response:
+async def _forward_image(request: Request, model_name: str) -> Response:
+    settings: Settings = request.app.state.settings
+    client: ModelApiClient = request.app.state.model_client
+    await require_api_key(request)
     body = await read_limited_body(request, settings.max_body_bytes)
     headers = {
         "content-type": request.headers.get("content-type", "application/octet-stream"),
@@ -57,23 +59,38 @@ async def _forward_image(
     return _passthrough(upstream)
 
 
+async def forward_predict(request: Request) -> Response:
+    """`POST /predict`: to the model this stack serves (also answered by `HotPath`)."""
+    return await _forward_image(request, request.app.state.settings.model_name)
+
+
+async def forward_predict_with_model(request: Request, model_name: str) -> Response:
+    """`POST /v1/models/{model_name}/predict` (also answered by `HotPath`)."""
+    return await _forward_image(request, model_name)
+
+
+HOT_ROUTES = [
+    HotRoute("/predict", forward_predict),
+    HotRoute("/v1/models/{model_name}/predict", forward_predict_with_model),
+]
+
+
 @router.get("/", include_in_schema=False)
 async def index() -> RedirectResponse:
     return RedirectResponse("/docs")
 
 
-@protected.post("/predict", tags=["predict"], openapi_extra=IMAGE_BODY)
-async def predict(request: Request, client: ClientDep, settings: SettingsDep) -> Response:
+# The key is checked in _forward_image, which HotPath calls without FastAPI's dependencies.
+@router.post("/predict", tags=["predict"], openapi_extra=IMAGE_BODY)
+async def predict(request: Request) -> Response:
     """Classify one image with the model this stack serves (answers from the cache on repeats)."""
-    return await _forward_image(request, client, settings, settings.model_name)
+    return await forward_predict(request)
 
 
-@protected.post("/v1/models/{model_name}/predict", tags=["predict"], openapi_extra=IMAGE_BODY)
-async def predict_with_model(
-    model_name: str, request: Request, client: ClientDep, settings: SettingsDep
-) -> Response:
+@router.post("/v1/models/{model_name}/predict", tags=["predict"], openapi_extra=IMAGE_BODY)
+async def predict_with_model(model_name: str, request: Request) -> Response:
     """Classify one image with the named model (404 if this stack does not serve it)."""
-    return await _forward_image(request, client, settings, model_name)
+    return await forward_predict_with_model(request, model_name)
 
 
 @protected.get("/v1/models", tags=["models"])
