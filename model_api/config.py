@@ -17,7 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 class Settings(BaseSettings):
     """Every knob of model_api; each has a default that works for local use."""
 
-    model_config = SettingsConfigDict(env_prefix="MLSERVE_", protected_namespaces=())
+    model_config = SettingsConfigDict(
+        env_prefix="MLSERVE_", protected_namespaces=(), env_ignore_empty=True
+    )
 
     model_name: str = Field(
         "mnist", validation_alias=AliasChoices("MODEL_NAME", "MLSERVE_MODEL_NAME")

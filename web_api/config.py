@@ -14,7 +14,9 @@ from mlserve_common import cores
 class Settings(BaseSettings):
     """Every knob of web_api; each has a default that works for local use."""
 
-    model_config = SettingsConfigDict(env_prefix="MLSERVE_", protected_namespaces=())
+    model_config = SettingsConfigDict(
+        env_prefix="MLSERVE_", protected_namespaces=(), env_ignore_empty=True
+    )
 
     app_type: Literal["cli", "ui"] = Field(
         "cli", validation_alias=AliasChoices("APP_TYPE", "MLSERVE_APP_TYPE")

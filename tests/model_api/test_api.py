@@ -14,7 +14,7 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from model_api.cache import cache_key
+from model_api.cache import KEY_PREFIX, LEASE_PREFIX, cache_key
 from model_api.config import Settings
 from model_api.main import create_app
 from model_api.model_config import file_sha256
@@ -276,3 +276,32 @@ def test_metrics_count_inferences_hits_and_batches(tmp_path, redis_server: Redis
         sample(after.text, "mlserve_batch_size_count") - sample(before, "mlserve_batch_size_count")
         < 4
     )
+
+
+def test_a_crashed_leader_holds_nobody_longer_than_the_lease(redis_server: RedisServer) -> None:
+    data = encode(drawn_digit_seven(91))
+    version = file_sha256(MODELS_DIR / "mnist" / "model.onnx")
+    lease = LEASE_PREFIX + cache_key("cli", "mnist", version, data).removeprefix(KEY_PREFIX)
+    store = redis.Redis.from_url(redis_server.url)
+    with make_client("mnist", redis_server.url, singleflight_lease_ms=300) as client:
+        # Another worker took the lease and died: nobody will ever store its answer.
+        store.set(lease, "a-crashed-worker", px=60_000)
+        answer = predict(client, data)
+        assert answer["cached"] is False and inferences(client) == 1
+        other = encode(drawn_digit_seven(92))  # a lease that expires soon: taken over
+        store.set(
+            LEASE_PREFIX + cache_key("cli", "mnist", version, other).removeprefix(KEY_PREFIX),
+            "a-crashed-worker",
+            px=100,
+        )
+        assert predict(client, other)["cached"] is False and inferences(client) == 2
+    assert store.get(lease) is not None  # a foreign lease is never deleted by a waiter
+
+
+def test_a_leader_stores_its_answer_and_leaves_no_lease(
+    mnist: TestClient, redis_server: RedisServer
+) -> None:
+    predict(mnist, encode(drawn_digit_seven(93)))
+    store = redis.Redis.from_url(redis_server.url)
+    assert list(store.scan_iter(LEASE_PREFIX + "*")) == []
+    assert len(list(store.scan_iter(KEY_PREFIX + "*"))) == 1
