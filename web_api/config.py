@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     """How long to wait for model_api's answer before 504."""
     model_api_connect_timeout_seconds: float = Field(2.0, gt=0)
     """How long to wait for a connection to model_api before 503."""
+    model_api_pool_size: int = Field(256, ge=1)
+    """Connections each gateway worker keeps to model_api; a request waits for a free one
+    (up to the timeout), and past that gets 503 with Retry-After."""
     api_key: SecretStr | None = Field(
         None, validation_alias=AliasChoices("MLSERVE_API_KEY", "API_KEY")
     )

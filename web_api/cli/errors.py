@@ -20,3 +20,11 @@ class ModelApiUnavailableError(MLServeError):
 class ModelApiTimeoutError(MLServeError):
     status_code = 504
     code = "model_api_timeout"
+
+
+class GatewaySaturatedError(MLServeError):
+    """Every connection to model_api stayed busy: truly saturated, so come back shortly."""
+
+    status_code = 503
+    code = "gateway_saturated"
+    headers = {"Retry-After": "1"}

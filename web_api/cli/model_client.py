@@ -1,13 +1,22 @@
-"""The one pooled HTTP client from the gateway to model_api (aiohttp: see bench/gateway_client)."""
+"""The one pooled HTTP client from the gateway to model_api (see upstream.py for why it is
+our own)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
-import aiohttp
+from web_api.cli.errors import GatewaySaturatedError, ModelApiTimeoutError, ModelApiUnavailableError
+from web_api.cli.upstream import (
+    PoolExhausted,
+    UpstreamConnectError,
+    UpstreamDisconnected,
+    UpstreamPool,
+)
 
-from web_api.cli.errors import ModelApiTimeoutError, ModelApiUnavailableError
+IDLE_SECONDS = 30.0
+"""Idle connections are dropped after this, well before model_api's keep-alive (75 s) ends."""
 
 
 @dataclass(frozen=True)
@@ -22,49 +31,53 @@ class UpstreamResponse:
 class ModelApiClient:
     """Forwards requests to model_api over one keep-alive connection pool."""
 
-    def __init__(self, base_url: str, timeout: float, connect_timeout: float) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=30),
-            timeout=aiohttp.ClientTimeout(
-                total=timeout, sock_connect=connect_timeout, connect=connect_timeout
-            ),
-            skip_auto_headers=("User-Agent",),
-            raise_for_status=False,
+    def __init__(
+        self, base_url: str, timeout: float, connect_timeout: float, pool_size: int = 256
+    ) -> None:
+        self.timeout = timeout
+        self.pool = UpstreamPool(
+            base_url,
+            limit=pool_size,
+            connect_timeout=connect_timeout,
+            pool_timeout=timeout,
+            idle_seconds=IDLE_SECONDS,
         )
 
     async def close(self) -> None:
-        await self.session.close()
+        await self.pool.close()
 
     async def request(
         self,
         method: str,
         path: str,
         *,
-        body: bytes | AsyncIterator[bytes] | None = None,
+        body: bytes = b"",
         headers: dict[str, str] | None = None,
         params: dict[str, str] | None = None,
     ) -> UpstreamResponse:
         """One call to model_api; 503 when it cannot be reached, 504 when it is too slow."""
+        target = f"{path}?{urlencode(params)}" if params else path
         try:
-            async with self.session.request(
-                method, self.base_url + path, data=body, headers=headers, params=params
-            ) as response:
-                return UpstreamResponse(
-                    response.status,
-                    await response.read(),
-                    response.headers.get("content-type", "application/json"),
-                )
-        except aiohttp.ConnectionTimeoutError as exc:
+            async with asyncio.timeout(self.timeout):
+                answer = await self.pool.request(method, target, headers or {}, body)
+        except PoolExhausted as exc:
+            raise GatewaySaturatedError(
+                "the gateway is saturated: every connection to model_api stayed busy; "
+                "retry in a moment"
+            ) from exc
+        except UpstreamConnectError as exc:
+            reason = "connection timed out" if "timed out" in str(exc) else "connection refused"
             raise ModelApiUnavailableError(
-                "model_api is unavailable right now (connection timed out); try again shortly"
+                f"model_api is unavailable right now ({reason}); try again shortly"
             ) from exc
         except TimeoutError as exc:
             raise ModelApiTimeoutError(
                 "model_api did not answer in time; try again, or raise "
                 "MLSERVE_MODEL_API_TIMEOUT_SECONDS"
             ) from exc
-        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, OSError) as exc:
+        except (UpstreamDisconnected, OSError) as exc:
             raise ModelApiUnavailableError(
                 "model_api is unavailable right now; try again in a moment"
             ) from exc
+        content_type = answer.headers.get(b"content-type", b"application/json").decode("latin-1")
+        return UpstreamResponse(answer.status, answer.body, content_type)
