@@ -21,6 +21,7 @@ from mlserve_common.observability import setup_logging
 
 GRACEFUL_SHUTDOWN_SECONDS = 30  # in-flight requests finish on SIGTERM (docker stops after 35 s)
 KEEP_ALIVE_SECONDS = 75  # longer than common clients' idle pools (aiohttp 15 s, browsers 60 s)
+WORKER_PING_TIMEOUT_SECONDS = 30
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 SUPERVISOR_ENV = "MLSERVE_SUPERVISOR_PID"
 _PR_SET_PDEATHSIG = 1
@@ -46,6 +47,9 @@ def serve(
             access_log=access_log,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
             timeout_keep_alive=KEEP_ALIVE_SECONDS,
+            # uvicorn kills a worker that misses its health ping for this long; its 5 s
+            # default killed busy, healthy workers on a loaded 2-core machine.
+            timeout_worker_healthcheck=WORKER_PING_TIMEOUT_SECONDS,
             proxy_headers=False,
             server_header=False,
         )
