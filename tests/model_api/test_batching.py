@@ -36,9 +36,7 @@ async def run_batched(runner: ModelRunner, config: BatchingConfig, tensors) -> l
     batcher = Batcher(runner, config)
     batcher.start()
     try:
-        return await asyncio.gather(
-            *(batcher.infer(t) for t in tensors), return_exceptions=True
-        )
+        return await asyncio.gather(*(batcher.infer(t) for t in tensors), return_exceptions=True)
     finally:
         await batcher.close()
 
@@ -99,3 +97,21 @@ async def test_abandoned_images_are_not_inferred(runner) -> None:
     finally:
         await batcher.close()
     assert runner.inference_count - before == 1
+
+
+def test_batches_are_padded_to_a_few_fixed_shapes(monkeypatch) -> None:
+    config = load_model_config(MODELS_DIR, "leukemia")
+    assert config.batching is not None  # shipped with batching on
+    runner = ModelRunner(config, MODELS_DIR, "cpu", 1)
+    assert runner.batch_shapes == [1, 2, 4, 8, config.batching.max_batch_size]
+    seen: list[int] = []
+    real = runner._session_run
+    monkeypatch.setattr(
+        runner, "_session_run", lambda batch: seen.append(len(batch)) or real(batch)
+    )
+    tensors = images(5)
+    rows = runner.run(np.concatenate(tensors))
+    assert seen == [8] and rows.shape == (5, 2)  # padded for the session, cut for the caller
+    assert runner.inference_count == 5  # the padding is not counted
+    for row, tensor in zip(rows, tensors, strict=True):
+        np.testing.assert_allclose(row, real(tensor)[0], atol=1e-5)
