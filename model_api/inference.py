@@ -112,9 +112,8 @@ class ModelRunner:
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities, shape (N, labels), for a float32 NCHW batch; counted per image.
 
-        A batch is padded to the next of a few fixed sizes: every new input shape costs the
-        CUDA provider a fresh cuDNN algorithm search (measured on an H200: 92 ms per batch
-        with sizes left as they came), and the fixed shapes are warmed up at start.
+        A batch is padded to the next of a few fixed sizes, all warmed up at start, so the
+        session (the CUDA provider's cuDNN tuning above all) only ever sees those shapes.
         """
         count = len(batch)
         with self._lock:
