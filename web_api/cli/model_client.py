@@ -3,7 +3,6 @@ our own)."""
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -32,14 +31,20 @@ class ModelApiClient:
     """Forwards requests to model_api over one keep-alive connection pool."""
 
     def __init__(
-        self, base_url: str, timeout: float, connect_timeout: float, pool_size: int = 256
+        self,
+        base_url: str,
+        timeout: float,
+        connect_timeout: float,
+        pool_size: int = 256,
+        pool_timeout: float | None = None,
     ) -> None:
+        """`pool_timeout`: the longest wait for a free connection (default: `timeout`)."""
         self.timeout = timeout
         self.pool = UpstreamPool(
             base_url,
             limit=pool_size,
             connect_timeout=connect_timeout,
-            pool_timeout=timeout,
+            pool_timeout=timeout if pool_timeout is None else pool_timeout,
             idle_seconds=IDLE_SECONDS,
         )
 
@@ -58,8 +63,7 @@ class ModelApiClient:
         """One call to model_api; 503 when it cannot be reached, 504 when it is too slow."""
         target = f"{path}?{urlencode(params)}" if params else path
         try:
-            async with asyncio.timeout(self.timeout):
-                answer = await self.pool.request(method, target, headers or {}, body)
+            answer = await self.pool.request(method, target, headers or {}, body, self.timeout)
         except PoolExhausted as exc:
             raise GatewaySaturatedError(
                 "the gateway is saturated: every connection to model_api stayed busy; "

@@ -142,9 +142,15 @@ class UpstreamPool:
         self._idle: list[_Connection] = []
 
     async def request(
-        self, method: str, target: str, headers: dict[str, str], body: bytes = b""
+        self,
+        method: str,
+        target: str,
+        headers: dict[str, str],
+        body: bytes = b"",
+        timeout: float | None = None,
     ) -> Answer:
-        """Send one request and read its whole answer."""
+        """Send one request and read its whole answer within `timeout` (TimeoutError), once a
+        connection is free (PoolExhausted after `pool_timeout`)."""
         data = self._encode(method, target, headers, body)
         try:
             async with asyncio.timeout(self.pool_timeout):
@@ -152,26 +158,36 @@ class UpstreamPool:
         except TimeoutError:
             raise PoolExhausted("every upstream connection stayed busy") from None
         try:
-            connection, reused = self._take_idle(), True
-            if connection is None:
-                connection, reused = await self._connect(), False
-            try:
-                answer = await connection.exchange(data)
-            except UpstreamDisconnected:
-                if not reused or connection.answered_bytes:
-                    raise
-                # A kept-alive connection the server had just closed: the request never
-                # reached it, so it goes once more on a fresh connection.
-                connection = await self._connect()
-                answer = await connection.exchange(data)
-            except BaseException:  # a timeout or a cancel mid-exchange: the connection is spent
-                connection.close()
-                raise
-            if connection.reusable:
-                self._idle.append(connection)
-            return answer
+            async with asyncio.timeout(timeout):
+                return await self._send(data)
         finally:
             self._slots.release()
+
+    async def _send(self, data: bytes) -> Answer:
+        connection = self._take_idle()
+        if connection is None:
+            return await self._send_on(await self._connect(), data)
+        try:
+            return await self._send_on(connection, data)
+        except UpstreamDisconnected:
+            if connection.answered_bytes:
+                raise
+            # A kept-alive connection the server had just closed: the request never reached
+            # it, so it goes once more on a fresh connection.
+            return await self._send_on(await self._connect(), data)
+
+    async def _send_on(self, connection: _Connection, data: bytes) -> Answer:
+        try:
+            answer = await connection.exchange(data)
+        except BaseException:  # broken, timed out or cancelled mid-exchange: it is spent
+            connection.close()
+            raise
+        self._keep(connection)
+        return answer
+
+    def _keep(self, connection: _Connection) -> None:
+        if connection.reusable:
+            self._idle.append(connection)
 
     def _take_idle(self) -> _Connection | None:
         now = time.monotonic()

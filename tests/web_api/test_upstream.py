@@ -1,0 +1,128 @@
+"""The gateway's own HTTP/1.1 pool against real TCP servers that misbehave on purpose."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from web_api.cli.errors import GatewaySaturatedError, ModelApiUnavailableError
+from web_api.cli.model_client import ModelApiClient
+from web_api.cli.upstream import UpstreamPool
+
+OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
+
+
+async def serve(handler) -> tuple[asyncio.Server, str]:
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    return server, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        (
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length")
+        ),
+        0,
+    )
+    return head + await reader.readexactly(length)
+
+
+async def test_a_connection_the_server_closed_while_idle_is_retried_once() -> None:
+    requests: list[bytes] = []
+
+    async def answer_once_then_hang_up(reader, writer) -> None:
+        requests.append(await read_request(reader))
+        writer.write(OK)  # keep-alive promised, but the server closes right after
+        await writer.drain()
+        writer.close()
+
+    server, url = await serve(answer_once_then_hang_up)
+    async with server:
+        pool = UpstreamPool(url, limit=4, connect_timeout=1, pool_timeout=1, idle_seconds=30)
+        answers = []
+        for _ in range(5):
+            answers.append(await pool.request("POST", "/p", {"x-request-id": "r"}, b"body"))
+            await asyncio.sleep(0.05)  # the close has arrived: the pooled connection is dead
+        await pool.close()
+    assert [a.status for a in answers] == [200] * 5 and answers[0].body == b"{}"
+    assert len(requests) == 5 and all(r.endswith(b"\r\n\r\nbody") for r in requests)
+
+
+async def test_a_reset_right_after_sending_is_retried_on_a_fresh_connection() -> None:
+    connections = 0
+
+    async def first_keeps_alive_then_drops(reader, writer) -> None:
+        nonlocal connections
+        connections += 1
+        await read_request(reader)
+        writer.write(OK)
+        await writer.drain()
+        if connections == 1:  # the next request on this connection is read, then dropped
+            await read_request(reader)
+        writer.close()
+
+    server, url = await serve(first_keeps_alive_then_drops)
+    async with server:
+        pool = UpstreamPool(url, limit=1, connect_timeout=1, pool_timeout=1, idle_seconds=30)
+        first = await pool.request("GET", "/a", {})
+        second = await pool.request("GET", "/b", {})
+        await pool.close()
+    assert (first.status, second.status, connections) == (200, 200, 2)
+
+
+async def test_waiting_for_a_busy_pool_is_503_saturated_with_retry_after() -> None:
+    release = asyncio.Event()
+
+    async def slow(reader, writer) -> None:
+        await read_request(reader)
+        await release.wait()
+        writer.write(OK)
+        await writer.drain()
+        writer.close()
+
+    server, url = await serve(slow)
+    async with server:
+        client = ModelApiClient(url, timeout=5, connect_timeout=1, pool_size=1, pool_timeout=0.2)
+        busy = asyncio.ensure_future(client.request("GET", "/slow"))
+        await asyncio.sleep(0.05)
+        with pytest.raises(GatewaySaturatedError) as refused:
+            await client.request("GET", "/slow")
+        release.set()
+        busy.cancel()
+        await client.close()
+    assert refused.value.status_code == 503 and refused.value.headers == {"Retry-After": "1"}
+    assert "saturated" in refused.value.message
+
+
+async def test_nothing_listening_is_503_unavailable() -> None:
+    server, url = await serve(lambda r, w: None)
+    server.close()
+    await server.wait_closed()
+    client = ModelApiClient(url, timeout=2, connect_timeout=1)
+    with pytest.raises(ModelApiUnavailableError) as refused:
+        await client.request("GET", "/health/ready")
+    await client.close()
+    assert "connection refused" in refused.value.message
+
+
+async def test_chunked_answers_and_header_injection() -> None:
+    async def chunked(reader, writer) -> None:
+        await read_request(reader)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-type: text/plain\r\n\r\n"
+            b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+        )
+        await writer.drain()
+
+    server, url = await serve(chunked)
+    async with server:
+        client = ModelApiClient(url, timeout=2, connect_timeout=1)
+        answer = await client.request("GET", "/c")
+        with pytest.raises(ValueError, match="line break"):
+            await client.request("GET", "/c", headers={"x-request-id": "a\r\nInjected: 1"})
+        await client.close()
+    assert (answer.status, answer.body, answer.content_type) == (200, b"abcde", "text/plain")
