@@ -1,7 +1,9 @@
 """Dynamic batching: images that arrive together share one session run.
 
 A batch runs when it holds `max_batch_size` images, or when its oldest image has waited
-`max_queue_delay_ms`; while one batch runs, the next one fills. Every image gets its own
+`max_queue_delay_ms`, or at once when no other image is on its way (still being decoded):
+a lone request never waits for company that is not coming. While one batch runs, the next
+one fills. Every image gets its own
 answer: a failed run is retried image by image, so one bad input never fails the others.
 A full queue refuses at once (503 with Retry-After) instead of letting clients hang.
 """
@@ -13,6 +15,7 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -24,6 +27,19 @@ from model_api.inference import ModelRunner
 from model_api.model_config import BatchingConfig
 
 log = logging.getLogger("model_api")
+
+
+class Announcement:
+    """An image on its way to a batcher; it counts as on the way until `arrive()`."""
+
+    def __init__(self, batcher: Batcher) -> None:
+        self._batcher: Batcher | None = batcher
+        batcher._on_the_way += 1
+
+    def arrive(self) -> None:
+        if self._batcher is not None:
+            self._batcher._one_fewer_on_the_way()
+            self._batcher = None
 
 
 @dataclass
@@ -47,6 +63,23 @@ class Batcher:
         self._depth = metrics.QUEUE_DEPTH.labels(runner.config.name)
         self._rejected = metrics.REJECTED.labels(runner.config.name)
         self._task: asyncio.Task | None = None
+        self._on_the_way = 0
+
+    @contextlib.contextmanager
+    def expecting(self) -> Iterator[Announcement]:
+        """Announce an image that is still being decoded: batches wait (up to the delay) for
+        announced images. Pass the announcement to `infer`; leaving the block without that
+        (a decode error) withdraws it."""
+        announcement = Announcement(self)
+        try:
+            yield announcement
+        finally:
+            announcement.arrive()
+
+    def _one_fewer_on_the_way(self) -> None:
+        self._on_the_way -= 1
+        if self._on_the_way == 0:
+            self._full.set()  # nobody else is coming: stop waiting
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="batcher")
@@ -61,7 +94,9 @@ class Batcher:
                 await self._task
         self._executor.shutdown(wait=True)
 
-    async def infer(self, tensor: np.ndarray) -> np.ndarray:
+    async def infer(
+        self, tensor: np.ndarray, announcement: Announcement | None = None
+    ) -> np.ndarray:
         """This image's row of class probabilities, computed in some batch."""
         if len(self._queue) >= self.config.max_queue_size:
             self._rejected.inc()
@@ -72,6 +107,8 @@ class Batcher:
         future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
         self._queue.append(_Waiting(tensor, future))
         self._depth.inc()
+        if announcement is not None:
+            announcement.arrive()
         self._arrived.set()
         if len(self._queue) >= self.config.max_batch_size:
             self._full.set()
@@ -84,7 +121,7 @@ class Batcher:
                 await self._arrived.wait()
                 continue
             wait = self._queue[0].since + self._delay - time.perf_counter()
-            if len(self._queue) < self.config.max_batch_size and wait > 0:
+            if len(self._queue) < self.config.max_batch_size and wait > 0 and self._on_the_way:
                 self._full.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._full.wait(), wait)

@@ -89,9 +89,10 @@ class Predictor:
         loop = asyncio.get_running_loop()
         if self.batcher is None:
             return await loop.run_in_executor(self.executor, self._infer_alone, image)
-        tensor, timings = await loop.run_in_executor(self.executor, self._prepare, image)
-        start = time.perf_counter()
-        row = await self.batcher.infer(tensor)
+        with self.batcher.expecting() as announcement:
+            tensor, timings = await loop.run_in_executor(self.executor, self._prepare, image)
+            start = time.perf_counter()
+            row = await self.batcher.infer(tensor, announcement)
         timings["inference_ms"] = _ms(start)  # includes the wait for batch-mates
         return self._encode(row), timings
 

@@ -115,3 +115,39 @@ def test_batches_are_padded_to_a_few_fixed_shapes(monkeypatch) -> None:
     assert runner.inference_count == 5  # the padding is not counted
     for row, tensor in zip(rows, tensors, strict=True):
         np.testing.assert_allclose(row, real(tensor)[0], atol=1e-5)
+
+
+async def test_a_batch_waits_only_for_images_on_their_way(runner, monkeypatch) -> None:
+    sizes: list[int] = []
+    real_run = runner.run
+    monkeypatch.setattr(runner, "run", lambda batch: sizes.append(len(batch)) or real_run(batch))
+    batcher = Batcher(runner, BatchingConfig(max_batch_size=8, max_queue_delay_ms=1000))
+    batcher.start()
+    first, second, third = images(3)
+
+    async def decoded_after(seconds: float, tensor) -> np.ndarray:
+        with batcher.expecting() as announcement:
+            await asyncio.sleep(seconds)  # still decoding: the batch waits for it
+            return await batcher.infer(tensor, announcement)
+
+    async def fails_to_decode() -> None:
+        with batcher.expecting():
+            await asyncio.sleep(0.05)
+            raise ValueError("corrupt")
+
+    try:
+        # alone: runs at once, not after the 1 s delay
+        await asyncio.wait_for(batcher.infer(first), 0.5)
+        # two announced images: the first waits for the second, one run for both
+        await asyncio.wait_for(
+            asyncio.gather(decoded_after(0, first), decoded_after(0.05, second)), 5
+        )
+        # the only other image on its way fails to decode: no waiting out the 1 s delay
+        outcome = await asyncio.wait_for(
+            asyncio.gather(decoded_after(0, third), fails_to_decode(), return_exceptions=True),
+            0.8,
+        )
+    finally:
+        await batcher.close()
+    assert sizes == [1, 2, 1]
+    assert isinstance(outcome[0], np.ndarray) and isinstance(outcome[1], ValueError)

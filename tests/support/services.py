@@ -16,6 +16,9 @@ import httpx
 from tests.support.redis_server import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+TEST_WORKERS = 2
+"""Worker processes per service in the tests, whatever the machine: the fault and drain tests
+prove the multi-process behaviour."""
 
 
 class ServiceProcess:
@@ -66,7 +69,13 @@ def model_api_process(
 ) -> ServiceProcess:
     return ServiceProcess(
         "model_api",
-        {"MODEL_NAME": model, "MLSERVE_PORT": str(port), "MLSERVE_REDIS_URL": redis_url, **env},
+        {
+            "MODEL_NAME": model,
+            "MLSERVE_PORT": str(port),
+            "MLSERVE_REDIS_URL": redis_url,
+            "MLSERVE_WORKERS": str(TEST_WORKERS),
+            **env,
+        },
         f"http://127.0.0.1:{port}/health/ready",
         log,
     )
@@ -80,6 +89,7 @@ def web_api_process(model: str, port: int, model_api_url: str, log: Path) -> Ser
             "MODEL_NAME": model,
             "MLSERVE_WEB_PORT": str(port),
             "MLSERVE_MODEL_API_URL": model_api_url,
+            "MLSERVE_WORKERS": str(TEST_WORKERS),
         },
         f"http://127.0.0.1:{port}/health",
         log,
