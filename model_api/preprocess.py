@@ -7,6 +7,7 @@ pipeline evaluates through this very module, so what is measured is what is serv
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -52,7 +53,7 @@ def _convert(image: Image.Image, step: ConvertStep) -> Image.Image:
 def _invert_if_light_background(
     image: Image.Image, step: InvertIfLightBackgroundStep
 ) -> Image.Image:
-    array = np.asarray(image.convert("L"))
+    array = np.asarray(_gray(image))
     b = min(step.border, max(1, min(array.shape) // 2))
     border = np.concatenate(
         [array[:b].ravel(), array[-b:].ravel(), array[:, :b].ravel(), array[:, -b:].ravel()]
@@ -65,9 +66,18 @@ def _autocontrast(image: Image.Image, step: AutocontrastStep) -> Image.Image:
 
 
 def _crop_to_content(image: Image.Image, step: CropToContentStep) -> Image.Image:
-    mask = image.convert("L").point(lambda v: 255 if v > step.threshold else 0)
-    box = mask.getbbox()
+    box = _gray(image).point(_threshold_table(step.threshold)).getbbox()
     return image.crop(box) if box else image
+
+
+@functools.cache
+def _threshold_table(threshold: int) -> list[int]:
+    return [255 if v > threshold else 0 for v in range(256)]
+
+
+def _gray(image: Image.Image) -> Image.Image:
+    """The image in mode L, without a copy when it already is."""
+    return image if image.mode == "L" else image.convert("L")
 
 
 def _fit_in_box(image: Image.Image, step: FitInBoxStep) -> Image.Image:
@@ -78,13 +88,13 @@ def _fit_in_box(image: Image.Image, step: FitInBoxStep) -> Image.Image:
 
 
 def _center_by_mass(image: Image.Image, step: CenterByMassStep) -> Image.Image:
-    array = np.asarray(image.convert("L"), dtype=np.float64)
+    array = np.asarray(_gray(image), dtype=np.float64)
     canvas = Image.new(image.mode, (step.size, step.size), 0)
     height, width = array.shape
     total = array.sum()
-    if total > 0:
-        rows, cols = np.indices(array.shape)
-        cy, cx = (rows * array).sum() / total, (cols * array).sum() / total
+    if total > 0:  # exact in float64 (integer pixel sums), so the same as a 2-D weighting
+        cy = float(np.arange(height) @ array.sum(axis=1)) / total
+        cx = float(np.arange(width) @ array.sum(axis=0)) / total
     else:
         cy, cx = (height - 1) / 2, (width - 1) / 2
     top = round((step.size - 1) / 2 - cy)
