@@ -1,0 +1,1 @@
+"""One-command benchmark of MLServe against its peers: `python -m bench.peers`."""

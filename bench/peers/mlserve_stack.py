@@ -1,0 +1,85 @@
+"""MLServe as a user starts it: `./start_all.sh cli MODEL` in local mode, `./stop_all.sh`.
+
+Every start gets a new run directory, hence a new, empty Redis. Nothing about workers or
+batching is set here: the stack runs with the defaults a user gets. Inherited MLSERVE_*
+variables (but MLSERVE_VENV) are dropped for the same reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from bench.peers.processes import ROOT, StartError, free_port, tree_memory
+
+SERVICES = ("model_api", "web_api", "db_api")
+DROPPED_ENV = ("REDIS_PASSWORD", "MODEL_NAME", "APP_TYPE")
+
+
+class MLServeStack:
+    """Redis + model_api + web_api on free loopback ports, run from the repo's own scripts."""
+
+    def __init__(self, model: str, run_dir: Path, models_dir: Path | None = None) -> None:
+        self.model, self.run_dir, self.models_dir = model, run_dir, models_dir
+        self.ports = {"web": free_port(), "model_api": free_port(), "redis": free_port()}
+        self.env = {
+            k: v
+            for k, v in os.environ.items()
+            if not (k.startswith("MLSERVE_") and k != "MLSERVE_VENV") and k not in DROPPED_ENV
+        }
+        self.env.update(
+            MLSERVE_MODE="local",
+            MLSERVE_RUN_DIR=str(run_dir),
+            MLSERVE_WEB_PORT=str(self.ports["web"]),
+            MLSERVE_MODEL_API_PORT=str(self.ports["model_api"]),
+            MLSERVE_REDIS_PORT=str(self.ports["redis"]),
+        )
+        if models_dir is not None:
+            self.env["MLSERVE_MODELS_DIR"] = str(models_dir)
+
+    def base_url(self, service: str) -> str:
+        port = self.ports["model_api"] if service == "model_api" else self.ports["web"]
+        return f"http://127.0.0.1:{port}"
+
+    def start(self, timeout: float = 300.0) -> None:
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+        done = subprocess.run(
+            ["./start_all.sh", "cli", self.model],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if done.returncode != 0:
+            self.stop()
+            raise StartError(f"start_all.sh exited {done.returncode}:\n{done.stdout[-3000:]}")
+
+    def stop(self) -> None:
+        subprocess.run(["./stop_all.sh"], cwd=ROOT, env=self.env, capture_output=True, timeout=180)
+
+    def memory(self) -> dict[str, list[dict]]:
+        """Per service, every process of its tree (supervisor and workers) with its RSS."""
+        facts = {}
+        for service in SERVICES:
+            try:
+                pid = int((self.run_dir / "pids" / f"{service}.pid").read_text())
+            except (OSError, ValueError):
+                continue
+            facts[service] = tree_memory(pid)
+        return facts
+
+
+def copy_models_without_batching(dest: Path) -> object:
+    """Copy models/ to `dest`, leukemia's config without its "batching" key; return the
+    key's value in the shipped config (None when it has none: then both stacks are equal)."""
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(ROOT / "models", dest)
+    path = dest / "leukemia" / "config.json"
+    config = json.loads(path.read_text())
+    batching = config.pop("batching", None)
+    path.write_text(json.dumps(config, indent=2) + "\n")
+    return batching
