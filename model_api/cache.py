@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+from dataclasses import dataclass
 from enum import StrEnum
 
 import redis.asyncio as redis
@@ -26,6 +27,10 @@ from model_api import metrics
 from model_api.schemas import AppType
 
 log = logging.getLogger("model_api")
+
+# What a Redis call raises when Redis is away. uvloop adds RuntimeError ("the handler is
+# closed") when redis-py writes to a connection Redis dropped while it was being opened.
+REDIS_DOWN = (RedisError, OSError, RuntimeError)
 
 KEY_PREFIX = "mlserve:prediction:"
 LEASE_PREFIX = "mlserve:lease:"
@@ -49,6 +54,23 @@ def cache_key(app_type: AppType | str, model_name: str, model_version: str, imag
         digest.update(encoded)
     digest.update(image)
     return KEY_PREFIX + digest.hexdigest()
+
+
+_CLAIM_LUA = """
+local value = redis.call('GET', KEYS[1])
+if value then return {1, value} end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0, 1} end
+return {0, 0}
+"""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What `claim` found: the stored value, or whether this process now holds the lease
+    (True), another one does (False), or Redis is away (None: act alone)."""
+
+    value: bytes | None
+    lease: bool | None
 
 
 def _lease_key(key: str) -> str:
@@ -76,6 +98,8 @@ class PredictionCache:
             )
         self._monitor: asyncio.Task | None = None
         self.errors = 0
+        if self.client is not None:
+            self._claim_script = self.client.register_script(_CLAIM_LUA)
 
     async def start(self) -> None:
         """Try Redis once and start the task that watches it."""
@@ -100,7 +124,7 @@ class PredictionCache:
     async def _ping(self) -> bool:
         try:
             return bool(await self.client.ping())  # type: ignore[union-attr]
-        except (RedisError, OSError):
+        except REDIS_DOWN:
             return False
 
     async def _watch(self) -> None:
@@ -125,16 +149,6 @@ class PredictionCache:
         self.state = state
         metrics.CACHE_UP.set(int(state is CacheState.ok))
 
-    async def get(self, key: str) -> bytes | None:
-        """The stored bytes, or None on a miss or an outage (the caller judges the bytes)."""
-        if self.state is not CacheState.ok:
-            return None
-        try:
-            return await self.client.get(key)  # type: ignore[union-attr]
-        except (RedisError, OSError) as exc:
-            self._mark_down(exc)
-            return None
-
     async def put(self, key: str, value: bytes, release_lease: bool = False) -> None:
         """Store a prediction with the TTL; with `release_lease`, drop the lease in the same
         round trip (nothing is left behind). Skipped while Redis is down."""
@@ -146,24 +160,25 @@ class PredictionCache:
                 if release_lease:
                     pipe.delete(_lease_key(key))
                 await pipe.execute()
-        except (RedisError, OSError) as exc:
+        except REDIS_DOWN as exc:
             self._mark_down(exc)
 
-    async def take_lease(self, key: str, token: str, ttl_ms: int) -> bool | None:
-        """Try to become the one process that infers for `key` (SET NX PX).
+    async def claim(self, key: str, token: str, ttl_ms: int) -> Claim:
+        """In one atomic step: the stored value, or else the lease to compute it.
 
-        True: ours; False: another process holds it; None: Redis is away (act alone).
+        Atomic, so a value stored (and its lease dropped) between a miss and a lease
+        request can never let a second process compute it again.
         """
         if self.state is not CacheState.ok:
-            return None
+            return Claim(None, None)
         try:
-            taken = await self.client.set(  # type: ignore[union-attr]
-                _lease_key(key), token, nx=True, px=ttl_ms
+            found, payload = await self._claim_script(  # type: ignore[misc]
+                keys=[key, _lease_key(key)], args=[token, ttl_ms]
             )
-        except (RedisError, OSError) as exc:
+        except REDIS_DOWN as exc:
             self._mark_down(exc)
-            return None
-        return bool(taken)
+            return Claim(None, None)
+        return Claim(payload, None) if found else Claim(None, bool(payload))
 
     async def release_lease(self, key: str) -> None:
         """Give the lease up early (after a failure), so that waiters try at once."""
@@ -171,5 +186,5 @@ class PredictionCache:
             return
         try:
             await self.client.delete(_lease_key(key))  # type: ignore[union-attr]
-        except (RedisError, OSError) as exc:
+        except REDIS_DOWN as exc:
             self._mark_down(exc)

@@ -45,7 +45,7 @@ class Predictor:
         batching = runner.config.batching
         self.batcher = Batcher(runner, batching) if batching else None
         name = runner.config.name
-        self.flight = SingleFlight(cache, self._lookup, lease_ms, name)
+        self.flight = SingleFlight(cache, self._readable, lease_ms, name)
         self._hits = metrics.CACHE_HITS.labels(name)
         self._misses = metrics.CACHE_MISSES.labels(name)
         self._hit_seconds = metrics.REQUESTS.labels(name, "true")
@@ -65,25 +65,20 @@ class Predictor:
         """The model's answer for these exact bytes, from the cache when it has it."""
         start = time.perf_counter()
         key = cache_key(app_type, self.runner.config.name, self.runner.version, image)
-        prediction = await self._lookup(key)
-        lookup_ms = _ms(start)
-        if prediction is not None:
-            self._hits.inc()
-            self._hit_seconds.observe(lookup_ms / 1000)
-            timings = {"cache_lookup_ms": lookup_ms, "total_ms": _ms(start)}
-            return answers.answer(prediction, True, app_type, timings)
-        if self.cache.up:
-            self._misses.inc()
         outcome = await self.flight.run(key, lambda: self._compute(image))
         total_ms = _ms(start)
-        self._miss_seconds.observe(total_ms / 1000)
-        timings = {**outcome.timings, "cache_lookup_ms": lookup_ms, "total_ms": total_ms}
+        if outcome.source == "cache":
+            self._hits.inc()
+            self._hit_seconds.observe(total_ms / 1000)
+        else:
+            if self.cache.up:
+                self._misses.inc()
+            self._miss_seconds.observe(total_ms / 1000)
+        timings = {**outcome.timings, "total_ms": total_ms}
         return answers.answer(outcome.prediction, outcome.from_cache, app_type, timings)
 
-    async def _lookup(self, key: str) -> bytes | None:
-        raw = await self.cache.get(key)
-        config, version = self.runner.config, self.runner.version
-        return raw if raw is not None and answers.is_prediction_of(raw, config, version) else None
+    def _readable(self, raw: bytes) -> bool:
+        return answers.is_prediction_of(raw, self.runner.config, self.runner.version)
 
     async def _compute(self, image: bytes) -> tuple[bytes, dict[str, float]]:
         loop = asyncio.get_running_loop()

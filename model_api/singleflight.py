@@ -1,10 +1,12 @@
-"""Identical concurrent misses run the model once, across the whole deployment.
+"""The cache lookup, and identical concurrent misses running the model once across the
+whole deployment.
 
-First level, in this process: later arrivals await the first one's future. Second level,
-across workers and replicas: the first process to `SET NX PX` a short Redis lease infers;
-the others poll the cache for its answer and, if none comes within the lease (say its
-holder crashed), take the lease themselves or, past that bound, infer alone. With Redis
-away every process infers for itself.
+First level, in this process: later arrivals await the first one's future, without asking
+Redis. Second level, across workers and replicas: one atomic Redis step (`claim`) returns
+the stored answer or, on a miss, gives a short lease to the first process that asks; the
+others poll for its answer and, if none comes within the lease (say its holder crashed),
+take the lease themselves or, past that bound, infer alone. With Redis away every process
+infers for itself.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from model_api import metrics
-from model_api.cache import PredictionCache
+from model_api.cache import Claim, PredictionCache
 
 FIRST_POLL_SECONDS = 0.002
 LONGEST_POLL_SECONDS = 0.05
@@ -24,22 +27,28 @@ LONGEST_POLL_SECONDS = 0.05
 
 @dataclass(frozen=True)
 class Outcome:
-    """The prediction's bytes, the stage timings of whoever inferred, and whether it was
-    read from the cache (another process inferred it)."""
+    """The prediction's bytes, the stage timings of whoever inferred, and where it came from:
+    the cache, this request's inference, or another process's inference read from Redis."""
 
     prediction: bytes
     timings: dict[str, float]
-    from_cache: bool
+    source: Literal["cache", "computed", "redis"]
+
+    @property
+    def from_cache(self) -> bool:
+        return self.source != "computed"
 
 
 Compute = Callable[[], Awaitable[tuple[bytes, dict[str, float]]]]
-Lookup = Callable[[str], Awaitable[bytes | None]]
+Readable = Callable[[bytes], bool]
 
 
 class SingleFlight:
-    def __init__(self, cache: PredictionCache, lookup: Lookup, lease_ms: int, model: str) -> None:
+    def __init__(
+        self, cache: PredictionCache, readable: Readable, lease_ms: int, model: str
+    ) -> None:
         self.cache = cache
-        self.lookup = lookup
+        self.readable = readable
         self.lease_ms = lease_ms
         self._token = uuid.uuid4().hex
         self._in_flight: dict[str, asyncio.Future[Outcome]] = {}
@@ -47,15 +56,15 @@ class SingleFlight:
         self._waits_elsewhere = metrics.SHARED.labels(model, "redis")
 
     async def run(self, key: str, compute: Compute) -> Outcome:
-        """The prediction for `key`: computed here, or shared with whoever computes it."""
+        """The prediction for `key`: from the cache, computed here, or shared."""
         shared = self._in_flight.get(key)
-        if shared is not None:
+        if shared is not None:  # asked in this process right now: no second trip to Redis
             self._waits_here.inc()
             return await asyncio.shield(shared)
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._in_flight[key] = future
+        self._in_flight[key] = future  # before any await: later arrivals must find it
         try:
-            outcome = await self._across_processes(key, compute)
+            outcome = await self._look_up_or_compute(key, compute)
             future.set_result(outcome)
             return outcome
         except BaseException as exc:
@@ -65,19 +74,32 @@ class SingleFlight:
         finally:
             del self._in_flight[key]
 
-    async def _across_processes(self, key: str, compute: Compute) -> Outcome:
+    async def _look_up_or_compute(self, key: str, compute: Compute) -> Outcome:
+        start = time.perf_counter()
+        claim = await self._claim(key)
+        lookup = {"cache_lookup_ms": (time.perf_counter() - start) * 1000}
+        if claim.value is not None and self.readable(claim.value):
+            return Outcome(claim.value, lookup, "cache")
+        found = await self._lead_or_wait(key, compute, claim)
+        return Outcome(found.prediction, {**found.timings, **lookup}, found.source)
+
+    async def _claim(self, key: str) -> Claim:
+        return await self.cache.claim(key, self._token, self.lease_ms)
+
+    async def _lead_or_wait(self, key: str, compute: Compute, claim: Claim) -> Outcome:
         deadline = time.monotonic() + self.lease_ms / 1000
         poll = FIRST_POLL_SECONDS
         while True:
-            lease = await self.cache.take_lease(key, self._token, self.lease_ms)
-            if lease is not False or time.monotonic() > deadline:
-                return await self._compute_and_store(key, compute, holds_lease=bool(lease))
+            if claim.value is not None:  # stored but foreign or corrupt: compute, overwrite
+                return await self._compute_and_store(key, compute, holds_lease=False)
+            if claim.lease is not False or time.monotonic() > deadline:
+                return await self._compute_and_store(key, compute, holds_lease=bool(claim.lease))
             await asyncio.sleep(poll)
             poll = min(poll * 2, LONGEST_POLL_SECONDS)
-            prediction = await self.lookup(key)
-            if prediction is not None:
+            claim = await self._claim(key)
+            if claim.value is not None and self.readable(claim.value):
                 self._waits_elsewhere.inc()
-                return Outcome(prediction, {}, from_cache=True)
+                return Outcome(claim.value, {}, "redis")
 
     async def _compute_and_store(self, key: str, compute: Compute, holds_lease: bool) -> Outcome:
         try:
@@ -87,4 +109,4 @@ class SingleFlight:
                 await asyncio.shield(self.cache.release_lease(key))
             raise
         await self.cache.put(key, prediction, release_lease=holds_lease)
-        return Outcome(prediction, timings, from_cache=False)
+        return Outcome(prediction, timings, "computed")

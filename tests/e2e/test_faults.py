@@ -147,10 +147,12 @@ def test_sigterm_drains_in_flight_requests(stack: RunningServices, service: str)
     # uvicorn re-raises the SIGTERM it handled once shutdown is complete
     assert code in (0, -signal.SIGTERM)
     log = getattr(stack, service).log.read_text()
-    assert log.index("Waiting for connections to close") < log.index(
+    # With several workers, one that held no request may finish first: the one that waited
+    # for its connections finishes last.
+    assert log.index("Waiting for connections to close") < log.rindex(
         "Application shutdown complete"
     )
-    assert [a.status_code for a in answers] == [200] * len(big)
+    assert [a.status_code for a in answers] == [200] * len(big), [a.text[:300] for a in answers]
     assert [a.json()["label"] for a in answers] == labels
     store = redis.Redis.from_url(stack.redis.url)
     for key in store.scan_iter("mlserve:prediction:*"):

@@ -12,6 +12,11 @@ class UnauthorizedError(MLServeError):
     code = "unauthorized"
 
 
+class UnknownModelError(MLServeError):
+    status_code = 404
+    code = "model_not_found"
+
+
 class ModelApiUnavailableError(MLServeError):
     status_code = 503
     code = "model_api_unavailable"

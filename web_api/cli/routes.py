@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -14,6 +15,7 @@ from mlserve_common.hot_path import HotRoute
 from mlserve_common.observability import REQUEST_ID_HEADER
 from mlserve_common.openapi import IMAGE_BODY
 from web_api.cli.auth import require_api_key
+from web_api.cli.errors import UnknownModelError
 from web_api.cli.model_client import ModelApiClient, UpstreamResponse
 from web_api.cli.schemas import GatewayHealth
 from web_api.config import Settings
@@ -40,6 +42,17 @@ def _passthrough(upstream: UpstreamResponse) -> Response:
     return Response(upstream.body, upstream.status, media_type=upstream.content_type)
 
 
+MODEL_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def model_path(model_name: str) -> str:
+    """`/v1/models/<name>` for a name that can be a model folder; 404 for any other, so
+    nothing from the client's path can reach model_api's path or query."""
+    if not MODEL_NAME.fullmatch(model_name) or model_name in (".", ".."):
+        raise UnknownModelError(f"model {model_name[:64]!r} is not served here")
+    return f"/v1/models/{model_name}"
+
+
 async def _forward_image(request: Request, model_name: str) -> Response:
     settings: Settings = request.app.state.settings
     client: ModelApiClient = request.app.state.model_client
@@ -51,7 +64,7 @@ async def _forward_image(request: Request, model_name: str) -> Response:
     }
     upstream = await client.request(
         "POST",
-        f"/v1/models/{model_name}/predict",
+        model_path(model_name) + "/predict",
         body=body,
         headers=headers,
         params={"app_type": APP_TYPE},
@@ -104,7 +117,7 @@ async def list_models(request: Request, client: ClientDep) -> Response:
 async def model_metadata(model_name: str, request: Request, client: ClientDep) -> Response:
     """One model's metadata."""
     headers = {REQUEST_ID_HEADER: request.state.request_id}
-    return _passthrough(await client.request("GET", f"/v1/models/{model_name}", headers=headers))
+    return _passthrough(await client.request("GET", model_path(model_name), headers=headers))
 
 
 @router.get("/health/live", tags=["health"])
