@@ -3,8 +3,8 @@
 A batch runs when it holds `max_batch_size` images, or when its oldest image has waited
 `max_queue_delay_ms`, or at once when no other image is on its way (still being decoded):
 a lone request never waits for company that is not coming. While one batch runs, the next
-one fills. Every image gets its own
-answer: a failed run is retried image by image, so one bad input never fails the others.
+one fills. Every image gets its own answer: a failed run is retried image by image, so one
+bad input never fails the others.
 A full queue refuses at once (503 with Retry-After) instead of letting clients hang.
 """
 
@@ -58,7 +58,7 @@ class Batcher:
         self._delay = config.max_queue_delay_ms / 1000
         self._queue: deque[_Waiting] = deque()
         self._arrived = asyncio.Event()
-        self._full = asyncio.Event()
+        self._ready = asyncio.Event()  # set: stop waiting for company (full, or none coming)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch")
         self._depth = metrics.QUEUE_DEPTH.labels(runner.config.name)
         self._rejected = metrics.REJECTED.labels(runner.config.name)
@@ -79,7 +79,7 @@ class Batcher:
     def _one_fewer_on_the_way(self) -> None:
         self._on_the_way -= 1
         if self._on_the_way == 0:
-            self._full.set()  # nobody else is coming: stop waiting
+            self._ready.set()  # nobody else is coming: stop waiting
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="batcher")
@@ -111,7 +111,7 @@ class Batcher:
             announcement.arrive()
         self._arrived.set()
         if len(self._queue) >= self.config.max_batch_size:
-            self._full.set()
+            self._ready.set()
         return await future
 
     async def _run(self) -> None:
@@ -122,9 +122,9 @@ class Batcher:
                 continue
             wait = self._queue[0].since + self._delay - time.perf_counter()
             if len(self._queue) < self.config.max_batch_size and wait > 0 and self._on_the_way:
-                self._full.clear()
+                self._ready.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._full.wait(), wait)
+                    await asyncio.wait_for(self._ready.wait(), wait)
             batch = self._take()
             if batch:
                 await self._run_batch(batch)
