@@ -53,6 +53,3 @@ class HotPath:
                     await response(scope, receive, send)
                     return
         await self.app(scope, receive, send)
-
-
-

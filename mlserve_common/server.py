@@ -17,10 +17,11 @@ import tempfile
 
 import uvicorn
 
+from mlserve_common.http_limits import HttpLimits
+from mlserve_common.http_protocol import GuardedHttpProtocol
 from mlserve_common.observability import setup_logging
 
 GRACEFUL_SHUTDOWN_SECONDS = 30  # in-flight requests finish on SIGTERM (docker stops after 35 s)
-KEEP_ALIVE_SECONDS = 75  # longer than common clients' idle pools (aiohttp 15 s, browsers 60 s)
 WORKER_PING_TIMEOUT_SECONDS = 30
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 SUPERVISOR_ENV = "MLSERVE_SUPERVISOR_PID"
@@ -28,10 +29,19 @@ _PR_SET_PDEATHSIG = 1
 
 
 def serve(
-    factory: str, host: str, port: int, log_level: str, workers: int = 1, access_log: bool = False
+    factory: str,
+    host: str,
+    port: int,
+    log_level: str,
+    workers: int = 1,
+    access_log: bool = False,
+    limits: HttpLimits | None = None,
 ) -> None:
     """Serve `module:create_app` in `workers` processes, with request-id logging, metrics
-    summed over the workers and a graceful drain on SIGTERM."""
+    summed over the workers, the HTTP `limits` on every connection and a graceful drain on
+    SIGTERM."""
+    limits = limits or HttpLimits()
+    limits.export()  # for the workers' GuardedHttpProtocol
     setup_logging(log_level, access_log)
     metrics_dir = tempfile.mkdtemp(prefix="mlserve-metrics-")
     os.environ[METRICS_DIR_ENV] = metrics_dir
@@ -46,7 +56,8 @@ def serve(
             log_config=None,
             access_log=access_log,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+            http=GuardedHttpProtocol,
+            timeout_keep_alive=limits.keep_alive_seconds,
             # uvicorn kills a worker that misses its health ping for this long; its 5 s
             # default killed busy, healthy workers on a loaded 2-core machine.
             timeout_worker_healthcheck=WORKER_PING_TIMEOUT_SECONDS,

@@ -23,6 +23,7 @@ def main() -> int:
         settings.log_level,
         workers=settings.workers,
         access_log=settings.access_log,
+        limits=settings.http_limits(),
     )
     return 0
 

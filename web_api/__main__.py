@@ -22,6 +22,7 @@ def main() -> int:
             settings.log_level,
             workers=settings.workers,
             access_log=settings.access_log,
+            limits=settings.http_limits(),
         )
         return 0
     app = Path(__file__).resolve().parent / "ui" / "app.py"

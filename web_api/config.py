@@ -6,12 +6,13 @@ from functools import lru_cache
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from mlserve_common import cores
+from mlserve_common.http_limits import HttpLimitSettings
 
 
-class Settings(BaseSettings):
+class Settings(HttpLimitSettings):
     """Every knob of web_api; each has a default that works for local use."""
 
     model_config = SettingsConfigDict(

@@ -1,0 +1,202 @@
+"""uvicorn's httptools protocol with the limits a public port needs (`HttpLimits`).
+
+uvicorn's own protocol accepts a head of any size (a 128 MB header took 16 s and stalled
+the worker, since httptools grows a header by concatenation), any number of headers, and
+clients that send a byte a second forever; a connection that never sends a byte is never
+closed. Its parser errors are plain text. Here:
+
+- the head (request line and headers) is fed to the parser only up to `max_head_bytes`:
+  past it the answer is 431 at once, without parsing the rest;
+- more than `max_headers` fields: 431; a request target over `max_request_line_bytes`: 414;
+- a head not complete `header_timeout_seconds` after its first byte (or after the
+  connection opened), or a body not complete `body_timeout_seconds` after its head: 408;
+- every refusal, parser errors included, is the services' JSON error envelope with an
+  `X-Request-ID`, and is logged with its cause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import httptools
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from mlserve_common.http_limits import HttpLimits
+from mlserve_common.observability import REQUEST_ID_HEADER, new_request_id
+
+log = logging.getLogger("mlserve.http")
+
+_REASONS = {
+    400: b"Bad Request",
+    408: b"Request Timeout",
+    414: b"URI Too Long",
+    431: b"Request Header Fields Too Large",
+}
+
+
+class _Refused(Exception):
+    """Raised from a parser callback to stop parsing this request."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class GuardedHttpProtocol(HttpToolsProtocol):
+    limits: HttpLimits | None = None  # read once per process, from what serve() exported
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if GuardedHttpProtocol.limits is None:
+            GuardedHttpProtocol.limits = HttpLimits.exported()
+        self._limits: HttpLimits = GuardedHttpProtocol.limits
+        self._head_bytes: int | None = 0  # bytes of the head read so far; None: in the body
+        self._header_count = 0
+        self._heads_done = 0
+        self._deadline: asyncio.TimerHandle | None = None
+        self._refused = False
+
+    # connection
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm(self._limits.header_timeout_seconds, "its request head")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        if self._head_bytes is not None:
+            if self._head_bytes == 0 and self._deadline is None:
+                self._arm(self._limits.header_timeout_seconds, "its request head")
+            room = self._limits.max_head_bytes - self._head_bytes
+            if len(data) > room:
+                # Parse only what fits: if the head ends within it, the rest is body.
+                self._head_bytes += room
+                heads_done = self._heads_done
+                if not self._feed(data[:room]):
+                    return
+                if self._heads_done == heads_done:
+                    self._refuse(
+                        431,
+                        "headers_too_large",
+                        f"the request's headers exceed {self._limits.max_head_bytes:,} bytes",
+                    )
+                    return
+                data = data[room:]
+            else:
+                self._head_bytes += len(data)
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> bool:
+        """Feed the parser as uvicorn does; False when the request was refused."""
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except _Refused as refusal:  # not wrapped when raised outside a callback
+            self._refuse(refusal.status, refusal.code, refusal.message)
+            return False
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+        except httptools.HttpParserError as exc:
+            refusal = exc.__context__
+            if isinstance(refusal, _Refused):
+                self._refuse(refusal.status, refusal.code, refusal.message)
+            else:
+                self._refuse(400, "invalid_http", f"the request is not valid HTTP/1.1 ({exc})")
+            return False
+        return True
+
+    # parser callbacks
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._header_count = 0
+
+    def on_url(self, url: bytes) -> None:
+        if len(self.url) + len(url) > self._limits.max_request_line_bytes:
+            raise _Refused(
+                414,
+                "uri_too_long",
+                f"the request target exceeds {self._limits.max_request_line_bytes:,} bytes",
+            )
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_count += 1
+        if self._header_count > self._limits.max_headers:
+            raise _Refused(
+                431,
+                "too_many_headers",
+                f"the request has more than {self._limits.max_headers} header fields",
+            )
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._head_bytes = None
+        self._heads_done += 1
+        self._arm(self._limits.body_timeout_seconds, "its request body")
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        self._head_bytes = 0  # the next bytes start the next request's head
+        super().on_message_complete()
+
+    # refusals
+    def send_400_response(self, msg: str) -> None:  # uvicorn's plain-text parser error
+        self._refuse(400, "invalid_http", msg)
+
+    def _refuse(self, status: int, code: str, message: str) -> None:
+        """Answer with the JSON error envelope (unless an answer already started), close."""
+        self._refused = True
+        self._disarm()
+        request_id = new_request_id()
+        log.warning("%s -> %d %s: %s [%s]", self._peer(), status, code, message, request_id)
+        if self.cycle is None or not self.cycle.response_started:
+            body = json.dumps({"error": message, "code": code, "request_id": request_id})
+            head = (
+                b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\n"
+                b"content-length: %d\r\n%s: %s\r\nconnection: close\r\n\r\n"
+                % (
+                    status,
+                    _REASONS[status],
+                    len(body),
+                    REQUEST_ID_HEADER.encode(),
+                    request_id.encode(),
+                )
+            )
+            self.transport.write(head + body.encode())
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.disconnected = True  # the app's receive() sees the client gone
+            self.cycle.message_event.set()
+        self.transport.close()
+
+    def _peer(self) -> str:
+        return f"{self.client[0]}:{self.client[1]}" if self.client else "client"
+
+    # deadlines
+    def _arm(self, seconds: float, what: str) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(seconds, self._too_slow, seconds, what)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _too_slow(self, seconds: float, what: str) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        if self._head_bytes == 0 and (self.cycle is None or self.cycle.response_complete):
+            self.transport.close()  # opened and never used: nothing to answer
+            return
+        self._refuse(408, "request_timeout", f"the client did not send {what} within {seconds:g} s")
