@@ -38,6 +38,13 @@ class PayloadTooLargeError(MLServeError):
     code = "payload_too_large"
 
 
+class ClientDisconnectedError(MLServeError):
+    """The client left before its answer (nginx's 499: nobody receives this answer)."""
+
+    status_code = 499
+    code = "client_disconnected"
+
+
 def error_body(request: Request, code: str, message: str) -> dict:
     """The one JSON shape of every error answer."""
     request_id = getattr(request.state, "request_id", None)

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -47,6 +47,8 @@ class _Waiting:
     tensor: np.ndarray
     future: asyncio.Future[np.ndarray]
     since: float = field(default_factory=time.perf_counter)
+    taken: bool = False  # in a batch that is running
+    late: Callable[[np.ndarray], None] | None = None  # its client left while it ran
 
 
 class Batcher:
@@ -62,6 +64,8 @@ class Batcher:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch")
         self._depth = metrics.QUEUE_DEPTH.labels(runner.config.name)
         self._rejected = metrics.REJECTED.labels(runner.config.name)
+        self._dropped = metrics.ABANDONED.labels(runner.config.name, "dropped")
+        self._finished = metrics.ABANDONED.labels(runner.config.name, "finished")
         self._task: asyncio.Task | None = None
         self._on_the_way = 0
 
@@ -95,9 +99,14 @@ class Batcher:
         self._executor.shutdown(wait=True)
 
     async def infer(
-        self, tensor: np.ndarray, announcement: Announcement | None = None
+        self,
+        tensor: np.ndarray,
+        announcement: Announcement | None = None,
+        late: Callable[[np.ndarray], None] | None = None,
     ) -> np.ndarray:
-        """This image's row of class probabilities, computed in some batch."""
+        """This image's row of class probabilities, computed in some batch. If the caller is
+        cancelled while it waits, the image leaves the queue; while its batch runs, the row
+        goes to `late` instead."""
         if len(self._queue) >= self.config.max_queue_size:
             self._rejected.inc()
             raise OverloadedError(
@@ -105,14 +114,21 @@ class Batcher:
                 "its limit; retry in a moment"
             )
         future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Waiting(tensor, future))
+        waiting = _Waiting(tensor, future)
+        self._queue.append(waiting)
         self._depth.inc()
         if announcement is not None:
             announcement.arrive()
         self._arrived.set()
         if len(self._queue) >= self.config.max_batch_size:
             self._ready.set()
-        return await future
+        try:
+            return await future  # cancelling the caller cancels it at once: `_take` drops it
+        except asyncio.CancelledError:
+            if waiting.taken:
+                waiting.late = late
+            (self._finished if waiting.taken else self._dropped).inc()
+            raise
 
     async def _run(self) -> None:
         while True:
@@ -136,6 +152,7 @@ class Batcher:
             waiting = self._queue.popleft()
             self._depth.dec()
             if not waiting.future.done():
+                waiting.taken = True
                 batch.append(waiting)
         return batch
 
@@ -150,8 +167,7 @@ class Batcher:
                 await self._run_one(waiting)
             return
         for waiting, row in zip(batch, rows, strict=True):
-            if not waiting.future.done():
-                waiting.future.set_result(row)
+            _settle(waiting, row)
 
     async def _run_one(self, waiting: _Waiting) -> None:
         loop = asyncio.get_running_loop()
@@ -161,5 +177,12 @@ class Batcher:
             if not waiting.future.done():
                 waiting.future.set_exception(exc)
             return
-        if not waiting.future.done():
-            waiting.future.set_result(row)
+        _settle(waiting, row)
+
+
+def _settle(waiting: _Waiting, row: np.ndarray) -> None:
+    """The row to its request, or, if the client left while it ran, to the cache."""
+    if waiting.late is not None:
+        waiting.late(row)
+    elif not waiting.future.done():
+        waiting.future.set_result(row)

@@ -7,14 +7,15 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from mlserve_common import cores
+from mlserve_common.http_limits import HttpLimitSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-class Settings(BaseSettings):
+class Settings(HttpLimitSettings):
     """Every knob of model_api; each has a default that works for local use."""
 
     model_config = SettingsConfigDict(
@@ -61,9 +62,16 @@ class Settings(BaseSettings):
     """Largest request body accepted; larger ones get 413 while being read."""
     max_image_pixels: int = Field(40_000_000, gt=0)
     """Largest width x height decoded; bigger images (decompression bombs) get 413 unread."""
+    max_decode_bytes: int = Field(128 * 1024 * 1024, gt=0)
+    """Most memory one image's decode may take (pixels x bytes per pixel, after a JPEG's
+    reduced-scale decode); larger ones get 413 from their header, never decoded."""
+    large_decode_bytes: int = Field(8 * 1024 * 1024, gt=0)
+    """Images whose decode takes more than this wait for their own lane, so a few big
+    images never hold every decoding thread while small ones queue behind them."""
+    large_decode_threads: int = Field(1, ge=1)
+    """Threads per worker that decode large images (see `large_decode_bytes`)."""
     log_level: str = "info"
     """Python logging level."""
-
 
     @model_validator(mode="after")
     def _split_the_cores(self) -> Settings:

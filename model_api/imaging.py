@@ -61,11 +61,27 @@ def _sniff_other_format(data: bytes) -> str | None:
     return None
 
 
-def decode_image(data: bytes, max_pixels: int) -> Image.Image:
-    """Bytes -> a fully loaded PIL image (first frame of an animation).
+KEEP_FACTOR = 8
+"""Images are shrunk before preprocessing only while both sides stay at least this many
+times the model's input: the pipeline's own resize still does the final, exact scaling."""
 
-    The pixel count is checked from the header before any pixel is decoded, so a
-    decompression bomb costs nothing.
+
+def bytes_per_pixel(mode: str) -> int:
+    """What PIL holds per pixel in memory (multi-band modes use 4 bytes)."""
+    if mode in ("1", "L", "P"):
+        return 1
+    return 2 if mode.startswith("I;16") else 4
+
+
+def open_image(
+    data: bytes, max_pixels: int, max_bytes: int, target: tuple[int, int] | None = None
+) -> Image.Image:
+    """Bytes -> a PIL image whose header is read and checked, nothing decoded yet.
+
+    The pixel count and the memory the decode will take (pixels x bytes per pixel of the
+    first frame, the only one decoded) are checked from the header, so a decompression bomb
+    costs nothing. A JPEG is set to decode at a reduced scale (`draft`) when `target`, the
+    model's (width, height), is much smaller.
     """
     if not data:
         raise EmptyRequestError(
@@ -97,6 +113,25 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
         )
     if width < 1 or height < 1:
         raise InvalidImageError("image has no pixels")
+    if target is not None and image.format == "JPEG":
+        image.draft(image.mode, (target[0] * KEEP_FACTOR, target[1] * KEEP_FACTOR))
+    cost = decode_bytes(image)
+    if cost > max_bytes:
+        raise PayloadTooLargeError(
+            f"decoding this {image.width}x{image.height} {image.mode} image would take "
+            f"{cost / 2**20:,.0f} MiB; at most {max_bytes / 2**20:,.0f} MiB are allowed"
+        )
+    return image
+
+
+def decode_bytes(image: Image.Image) -> int:
+    """Memory the decoded first frame of an opened image takes."""
+    return image.width * image.height * bytes_per_pixel(image.mode)
+
+
+def load_image(image: Image.Image, target: tuple[int, int] | None = None) -> Image.Image:
+    """Decode an opened image (its first frame) and, when `target` is given, shrink it by
+    whole factors while both sides stay `KEEP_FACTOR` times the target's."""
     try:
         if getattr(image, "is_animated", False):
             image.seek(0)
@@ -105,4 +140,40 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
         raise InvalidImageError(
             f"the {image.format} image is truncated or corrupt and cannot be decoded"
         ) from exc
-    return image
+    if target is None:
+        return image
+    width, height = target[0] * KEEP_FACTOR, target[1] * KEEP_FACTOR
+    factor = min(image.width // width, image.height // height)
+    return shrink(image, factor) if factor >= 2 else image
+
+
+def shrink(image: Image.Image, factor: int) -> Image.Image:
+    """Box-average `factor` x `factor` blocks into one pixel, as the later steps would see
+    it: transparency is averaged premultiplied (so paper stays white when laid on white)."""
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif image.mode == "1":
+        image = image.convert("L")
+    elif image.mode == "PA":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA"):
+        premultiplied = "RGBa" if image.mode == "RGBA" else "La"
+        return image.convert(premultiplied).reduce(factor).convert(image.mode)
+    if image.mode.startswith("I;16"):
+        size = (image.width // factor, image.height // factor)
+        return image.resize(size, Image.Resampling.BOX)
+    try:
+        return image.reduce(factor)
+    except ValueError:  # a mode reduce() does not take: leave it to the pipeline's resize
+        return image
+
+
+def decode_image(
+    data: bytes,
+    max_pixels: int,
+    max_bytes: int = 2**62,
+    target: tuple[int, int] | None = None,
+) -> Image.Image:
+    """Bytes -> a fully loaded PIL image (first frame of an animation); see `open_image`
+    and `load_image`."""
+    return load_image(open_image(data, max_pixels, max_bytes, target), target)

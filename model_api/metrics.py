@@ -21,9 +21,7 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
-INFERENCES = Counter(
-    "mlserve_inferences", "Images the model computed an answer for.", ["model"]
-)
+INFERENCES = Counter("mlserve_inferences", "Images the model computed an answer for.", ["model"])
 BATCHES = Histogram(
     "mlserve_batch_size",
     "Images per session run.",
@@ -45,6 +43,13 @@ QUEUE_DEPTH = Gauge(
 )
 REJECTED = Counter(
     "mlserve_queue_rejections", "Requests refused with 503 because the queue was full.", ["model"]
+)
+ABANDONED = Counter(
+    "mlserve_abandoned",
+    "Misses whose client left (disconnected, or the gateway gave up) before the answer: "
+    "`dropped` before any work started (no inference), `finished` while their inference "
+    "ran (it completed and its answer went to the cache).",
+    ["model", "outcome"],
 )
 SHARED = Counter(
     "mlserve_singleflight_waits",

@@ -1,30 +1,52 @@
 """The prediction path, free of HTTP: cache lookup -> decode -> preprocess -> infer -> store.
 
 A cache hit costs one Redis GET and a splice of stored bytes: no thread pool, no pydantic.
-A miss decodes and preprocesses in a worker thread (several run in parallel), then infers
-alone or in a dynamic batch (when the model's config asks for one); identical concurrent
-misses anywhere in the deployment share one inference (see `singleflight.py`).
+A miss reads the image's header on the event loop (its size and the memory its decode will
+take are checked there), decodes and preprocesses in a worker thread (several run in
+parallel; images whose decode is large take a lane of their own, so they cannot hold every
+thread), then infers alone or in a dynamic batch (when the model's config asks for one).
+Identical concurrent misses anywhere in the deployment share one inference (see
+`singleflight.py`).
+
+When the client goes away (the request task is cancelled), work that has not started is
+dropped; an inference already running finishes and its answer still goes to the cache.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
+from PIL import Image
 
 from model_api import answers, metrics
 from model_api.batching import Batcher
 from model_api.cache import PredictionCache, cache_key
-from model_api.imaging import decode_image
+from model_api.imaging import decode_bytes, load_image, open_image
 from model_api.inference import ModelRunner
 from model_api.preprocess import preprocess
 from model_api.singleflight import SingleFlight
 
+T = TypeVar("T")
+
 
 def _ms(start: float) -> float:
     return (time.perf_counter() - start) * 1000
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """What decoding one image may cost (see model_api.config.Settings)."""
+
+    max_pixels: int
+    max_bytes: int
+    large_bytes: int
+    large_threads: int
 
 
 class Predictor:
@@ -34,14 +56,18 @@ class Predictor:
         self,
         runner: ModelRunner,
         cache: PredictionCache,
-        max_pixels: int,
+        limits: DecodeLimits,
         threads: int,
         lease_ms: int,
     ) -> None:
         self.runner = runner
         self.cache = cache
-        self.max_pixels = max_pixels
+        self.limits = limits
+        self.target = (runner.config.width, runner.config.height)
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="inference")
+        self.large_executor = ThreadPoolExecutor(
+            max_workers=limits.large_threads, thread_name_prefix="large-decode"
+        )
         batching = runner.config.batching
         self.batcher = Batcher(runner, batching) if batching else None
         name = runner.config.name
@@ -50,6 +76,8 @@ class Predictor:
         self._misses = metrics.CACHE_MISSES.labels(name)
         self._hit_seconds = metrics.REQUESTS.labels(name, "true")
         self._miss_seconds = metrics.REQUESTS.labels(name, "false")
+        self._dropped = metrics.ABANDONED.labels(name, "dropped")
+        self._finished = metrics.ABANDONED.labels(name, "finished")
 
     def start(self) -> None:
         if self.batcher is not None:
@@ -60,12 +88,13 @@ class Predictor:
         if self.batcher is not None:
             await self.batcher.close()
         self.executor.shutdown(wait=True)
+        self.large_executor.shutdown(wait=True)
 
     async def predict(self, image: bytes, app_type: str) -> bytes:
         """The model's answer for these exact bytes, from the cache when it has it."""
         start = time.perf_counter()
         key = cache_key(app_type, self.runner.config.name, self.runner.version, image)
-        outcome = await self.flight.run(key, lambda: self._compute(image))
+        outcome = await self.flight.run(key, lambda: self._compute(key, image))
         total_ms = _ms(start)
         if outcome.source == "cache":
             self._hits.inc()
@@ -80,27 +109,65 @@ class Predictor:
     def _readable(self, raw: bytes) -> bool:
         return answers.is_prediction_of(raw, self.runner.config, self.runner.version)
 
-    async def _compute(self, image: bytes) -> tuple[bytes, dict[str, float]]:
-        loop = asyncio.get_running_loop()
-        if self.batcher is None:
-            return await loop.run_in_executor(self.executor, self._infer_alone, image)
-        with self.batcher.expecting() as announcement:
-            tensor, timings = await loop.run_in_executor(self.executor, self._prepare, image)
-            start = time.perf_counter()
-            row = await self.batcher.infer(tensor, announcement)
-        timings["inference_ms"] = _ms(start)  # includes the wait for batch-mates
-        return self._encode(row), timings
-
-    def _prepare(self, image: bytes) -> tuple[np.ndarray, dict[str, float]]:
-        """Blocking: bytes -> decoded image -> the model's (1, C, H, W) input."""
+    async def _compute(self, key: str, image: bytes) -> tuple[bytes, dict[str, float]]:
         start = time.perf_counter()
-        decoded = decode_image(image, self.max_pixels)
+        opened = open_image(image, self.limits.max_pixels, self.limits.max_bytes, self.target)
+        header_ms = _ms(start)
+        large = decode_bytes(opened) > self.limits.large_bytes
+        executor = self.large_executor if large else self.executor
+        late = self._late_store(key)
+        if self.batcher is None:
+            prediction, timings = await self._in_thread(executor, self._infer_alone, opened, late)
+        else:
+            with self.batcher.expecting() as announcement:
+                tensor, timings = await self._in_thread(executor, self._prepare, opened, None)
+                start = time.perf_counter()
+                row = await self.batcher.infer(tensor, announcement, late=late)
+            timings["inference_ms"] = _ms(start)  # includes the wait for batch-mates
+            prediction = self._encode(row)
+        timings["decode_ms"] += header_ms
+        return prediction, timings
+
+    async def _in_thread(
+        self,
+        executor: ThreadPoolExecutor,
+        work: Callable[[Image.Image], T],
+        opened: Image.Image,
+        late: Callable[[np.ndarray], None] | None,
+    ) -> T:
+        """`work(opened)` in a thread. Cancelled before it starts: dropped. Cancelled while
+        it runs: it finishes, and `late` (if given) stores what it infers."""
+        job = executor.submit(work, opened)
+        try:
+            return await asyncio.wrap_future(job)
+        except asyncio.CancelledError:
+            if job.cancelled():
+                self._dropped.inc()
+            elif late is not None:
+                self._finished.inc()
+                job.add_done_callback(lambda done: _deliver(done, late))
+            raise
+
+    def _late_store(self, key: str) -> Callable[[np.ndarray | bytes], None]:
+        """Stores an answer computed after its client left (callable from any thread)."""
+        loop = asyncio.get_running_loop()
+
+        def store(result: np.ndarray | bytes) -> None:
+            prediction = result if isinstance(result, bytes) else self._encode(result)
+            loop.call_soon_threadsafe(lambda: loop.create_task(self.cache.put(key, prediction)))
+
+        return store
+
+    def _prepare(self, image: Image.Image) -> tuple[np.ndarray, dict[str, float]]:
+        """Blocking: opened image -> decoded (and shrunk) -> the model's (1, C, H, W) input."""
+        start = time.perf_counter()
+        decoded = load_image(image, self.target)
         decode_ms = _ms(start)
         start = time.perf_counter()
         tensor = preprocess(decoded, self.runner.config)
         return tensor, {"decode_ms": decode_ms, "preprocess_ms": _ms(start)}
 
-    def _infer_alone(self, image: bytes) -> tuple[bytes, dict[str, float]]:
+    def _infer_alone(self, image: Image.Image) -> tuple[bytes, dict[str, float]]:
         """Blocking, in a worker thread: prepare, run the session on this image alone."""
         tensor, timings = self._prepare(image)
         start = time.perf_counter()
@@ -110,3 +177,10 @@ class Predictor:
 
     def _encode(self, row: np.ndarray) -> bytes:
         return answers.encode_prediction(self.runner.config, self.runner.version, row)
+
+
+def _deliver(job: Future, late: Callable) -> None:
+    """Hand a finished job's prediction to `late`; a failed job has nothing to store."""
+    if job.exception() is None:
+        result = job.result()
+        late(result[0] if isinstance(result, tuple) else result)

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from mlserve_common.disconnect import unless_disconnected
 from mlserve_common.hot_path import HotRoute
 from mlserve_common.openapi import IMAGE_BODY
 from model_api import metrics
@@ -110,7 +111,8 @@ async def predict_image(request: Request, model_name: str) -> Response:
         )
     image = await read_image_bytes(request, service.settings.max_body_bytes)
     # The answer is JSON bytes already (see answers.py): no response_model re-validation.
-    return Response(await service.predictor.predict(image, given), media_type="application/json")
+    answer = await unless_disconnected(request, service.predictor.predict(image, given))
+    return Response(answer, media_type="application/json")
 
 
 HOT_ROUTES = [HotRoute("/v1/models/{model_name}/predict", predict_image)]

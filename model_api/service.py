@@ -8,7 +8,7 @@ from model_api.cache import PredictionCache
 from model_api.config import Settings
 from model_api.inference import ModelRunner
 from model_api.model_config import load_model_config
-from model_api.predictor import Predictor
+from model_api.predictor import DecodeLimits, Predictor
 from model_api.schemas import ModelMetadata, TensorMetadata
 
 
@@ -39,7 +39,12 @@ class ModelService:
         predictor = Predictor(
             runner,
             cache,
-            settings.max_image_pixels,
+            DecodeLimits(
+                max_pixels=settings.max_image_pixels,
+                max_bytes=settings.max_decode_bytes,
+                large_bytes=settings.large_decode_bytes,
+                large_threads=settings.large_decode_threads,
+            ),
             settings.inference_workers,
             settings.singleflight_lease_ms,
         )

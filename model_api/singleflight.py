@@ -39,6 +39,11 @@ class Outcome:
         return self.source != "computed"
 
 
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 Compute = Callable[[], Awaitable[tuple[bytes, dict[str, float]]]]
 Readable = Callable[[bytes], bool]
 
@@ -57,16 +62,24 @@ class SingleFlight:
 
     async def run(self, key: str, compute: Compute) -> Outcome:
         """The prediction for `key`: from the cache, computed here, or shared."""
-        shared = self._in_flight.get(key)
-        if shared is not None:  # asked in this process right now: no second trip to Redis
+        while (shared := self._in_flight.get(key)) is not None:
+            # Asked in this process right now: no second trip to Redis.
             self._waits_here.inc()
-            return await asyncio.shield(shared)
+            try:
+                return await asyncio.shield(shared)
+            except asyncio.CancelledError:
+                if not shared.cancelled() or _being_cancelled():
+                    raise
+                # The first asker's client left and its work was dropped: ask again.
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._in_flight[key] = future  # before any await: later arrivals must find it
         try:
             outcome = await self._look_up_or_compute(key, compute)
             future.set_result(outcome)
             return outcome
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # retrieved here, so an unwaited future logs nothing

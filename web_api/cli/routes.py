@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from mlserve_common.body import read_limited_body
+from mlserve_common.disconnect import unless_disconnected
 from mlserve_common.errors import MLServeError
 from mlserve_common.hot_path import HotRoute
 from mlserve_common.observability import REQUEST_ID_HEADER
@@ -62,14 +63,16 @@ async def _forward_image(request: Request, model_name: str) -> Response:
         "content-type": request.headers.get("content-type", "application/octet-stream"),
         REQUEST_ID_HEADER: request.state.request_id,
     }
-    upstream = await client.request(
+    forwarded = client.request(
         "POST",
         model_path(model_name) + "/predict",
         body=body,
         headers=headers,
         params={"app_type": APP_TYPE},
     )
-    return _passthrough(upstream)
+    # A client that leaves cancels the call, which closes its connection to model_api,
+    # where the work behind it is dropped in turn.
+    return _passthrough(await unless_disconnected(request, forwarded))
 
 
 async def forward_predict(request: Request) -> Response:
