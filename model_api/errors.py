@@ -17,6 +17,13 @@ class InvalidImageError(MLServeError):
     code = "invalid_image"
 
 
+class NoContentError(MLServeError):
+    """The image is blank: the model's config asks for content before it guesses."""
+
+    status_code = 422
+    code = "no_content"
+
+
 class InvalidParameterError(MLServeError):
     status_code = 422
     code = "invalid_request"

@@ -35,6 +35,14 @@ class ConvertStep(_Strict):
     mode: Literal["L", "RGB"]
 
 
+class RejectBlankStep(_Strict):
+    """Refuse (422 `no_content`) an image with nothing on it: one whose brightest and darkest
+    pixels differ by less than `min_range` (0-255), where any answer would be a guess."""
+
+    op: Literal["reject_blank"]
+    min_range: int = Field(24, ge=1, le=255)
+
+
 class InvertIfLightBackgroundStep(_Strict):
     """Invert when the border is light: dark ink on paper becomes light ink on black."""
 
@@ -94,6 +102,7 @@ class NormalizeStep(_Strict):
 
 PreprocessStep = Annotated[
     ConvertStep
+    | RejectBlankStep
     | InvertIfLightBackgroundStep
     | AutocontrastStep
     | CropToContentStep

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image, ImageOps
 
+from model_api.errors import NoContentError
 from model_api.model_config import (
     AutocontrastStep,
     CenterByMassStep,
@@ -22,6 +23,7 @@ from model_api.model_config import (
     InvertIfLightBackgroundStep,
     ModelConfig,
     NormalizeStep,
+    RejectBlankStep,
     ResizeStep,
 )
 
@@ -48,6 +50,16 @@ def to_mode(image: Image.Image, mode: str) -> Image.Image:
 
 def _convert(image: Image.Image, step: ConvertStep) -> Image.Image:
     return to_mode(image, step.mode)
+
+
+def _reject_blank(image: Image.Image, step: RejectBlankStep) -> Image.Image:
+    low, high = _gray(image).getextrema()
+    if high - low < step.min_range:
+        raise NoContentError(
+            "the image looks blank: nothing stands out from its background, so there is "
+            "nothing to classify"
+        )
+    return image
 
 
 def _invert_if_light_background(
@@ -112,6 +124,7 @@ def _resize(image: Image.Image, step: ResizeStep) -> Image.Image:
 
 _IMAGE_STEPS: dict[type, Callable] = {
     ConvertStep: _convert,
+    RejectBlankStep: _reject_blank,
     InvertIfLightBackgroundStep: _invert_if_light_background,
     AutocontrastStep: _autocontrast,
     CropToContentStep: _crop_to_content,

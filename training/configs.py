@@ -23,6 +23,7 @@ def mnist_config(mean: float, std: float) -> ModelConfig:
         "labels": [str(d) for d in range(10)],
         "preprocess": [
             {"op": "convert", "mode": "L"},
+            {"op": "reject_blank", "min_range": 24},
             {"op": "invert_if_light_background", "border": 2},
             {"op": "autocontrast", "cutoff": 1.0},
             {"op": "crop_to_content", "threshold": 40},

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from model_api.errors import NoContentError
 from model_api.model_config import load_model_config
 from model_api.preprocess import normalize, prepare_image, preprocess, to_mode
 from tests.support.images import MODELS_DIR, drawn_digit_seven
@@ -78,10 +79,27 @@ def test_every_pil_mode_reaches_the_input_shape(mode: str) -> None:
     assert preprocess(image, LEUKEMIA).shape == (1, 3, LEUKEMIA.height, LEUKEMIA.width)
 
 
-def test_a_blank_or_one_pixel_image_still_yields_a_tensor() -> None:
-    for image in (Image.new("RGB", (1, 1), "white"), Image.new("L", (50, 50), 255)):
+@pytest.mark.parametrize("colour", [0, 128, 255])
+def test_mnist_refuses_a_blank_image_as_no_content(colour: int) -> None:
+    for image in (Image.new("RGB", (1, 1), (colour,) * 3), Image.new("L", (50, 50), colour)):
+        with pytest.raises(NoContentError, match="looks blank") as refused:
+            preprocess(image, MNIST)
+        assert refused.value.status_code == 422 and refused.value.code == "no_content"
+
+
+def test_faint_content_is_not_blank_and_a_one_pixel_dot_yields_a_tensor() -> None:
+    faint = Image.new("L", (50, 50), 200)
+    faint.paste(170, (20, 10, 30, 40))  # a light grey stroke on lighter paper
+    dot = Image.new("L", (1, 2), 0)
+    dot.putpixel((0, 0), 255)
+    for image in (faint, dot):
         tensor = preprocess(image, MNIST)
         assert tensor.shape == (1, 1, 28, 28) and np.isfinite(tensor).all()
+
+
+def test_models_without_the_step_answer_blank_images() -> None:
+    tensor = preprocess(Image.new("RGB", (300, 200), "white"), LEUKEMIA)
+    assert tensor.shape == (1, 3, LEUKEMIA.height, LEUKEMIA.width)
 
 
 def test_leukemia_pipeline_resizes_rgb_and_standardises_per_channel() -> None:

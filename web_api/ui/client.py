@@ -20,6 +20,7 @@ FRIENDLY_MESSAGES = {
     "unsupported_media_type": "This file is not an image the model can read. "
     "Upload a PNG, JPEG or BMP picture.",
     "payload_too_large": "This image is too large. Upload a smaller picture.",
+    "no_content": "The image looks blank. Draw or upload a picture with something on it.",
     "model_not_found": "The model service does not serve this model right now.",
     "model_not_ready": "The model is still loading. Try again in a few seconds.",
 }
