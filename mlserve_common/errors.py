@@ -7,6 +7,7 @@ exception as `{"error", "code", "request_id"}`, never with a traceback.
 from __future__ import annotations
 
 import logging
+import time
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -38,6 +39,14 @@ class PayloadTooLargeError(MLServeError):
     code = "payload_too_large"
 
 
+class UploadsBusyError(MLServeError):
+    """Too many request bodies are held at once: come back shortly."""
+
+    status_code = 503
+    code = "busy"
+    headers = {"Retry-After": "1"}
+
+
 class ClientDisconnectedError(MLServeError):
     """The client left before its answer (nginx's 499: nobody receives this answer)."""
 
@@ -51,19 +60,40 @@ def error_body(request: Request, code: str, message: str) -> dict:
     return {"error": message, "code": code, "request_id": request_id}
 
 
+class _ThrottledLog:
+    """Logs a failure's first occurrence, then at most once per `interval` per code, with
+    how many were not logged in between: a burst of 503s is a few lines, not thousands."""
+
+    def __init__(self, interval: float = 10.0) -> None:
+        self.interval = interval
+        self._last: dict[str, float] = {}
+        self._unlogged: dict[str, int] = {}
+
+    def __call__(self, level: int, code: str, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._last.get(code, -self.interval) < self.interval:
+            self._unlogged[code] = self._unlogged.get(code, 0) + 1
+            return
+        self._last[code] = now
+        skipped = self._unlogged.pop(code, 0)
+        if skipped:
+            message += " (and %d more %s since the last such line)"
+            args = (*args, skipped, code)
+        log.log(level, message, *args)
+
+
+_throttled = _ThrottledLog()
+
+
 def error_response(request: Request, exc: MLServeError) -> JSONResponse:
     """The answer to a known error. Access logs are off by default (they cost as much as a
-    cache hit), so errors still leave a line, with the request id the log format adds."""
-    level = logging.WARNING if exc.status_code >= 500 else logging.INFO
-    log.log(
-        level,
-        "%s %s -> %d %s: %s",
-        request.method,
-        request.url.path,
-        exc.status_code,
-        exc.code,
-        exc.message,
-    )
+    cache hit), so errors still leave a line, with the request id the log format adds;
+    server-side failures (5xx) at WARNING, throttled per code."""
+    args = (request.method, request.url.path, exc.status_code, exc.code, exc.message)
+    if exc.status_code >= 500:
+        _throttled(logging.WARNING, exc.code, "%s %s -> %d %s: %s", *args)
+    else:
+        log.info("%s %s -> %d %s: %s", *args)
     return JSONResponse(
         error_body(request, exc.code, exc.message), exc.status_code, headers=exc.headers
     )

@@ -74,6 +74,11 @@ class HttpLimitSettings(BaseSettings):
     )
     """A client that has not sent its whole body this long after its head gets 408."""
 
+    max_inflight_body_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    """Request bodies one worker process holds at once (uploads being read or forwarded);
+    past it new uploads get 503 with Retry-After, so a burst of large files cannot take
+    the machine's memory."""
+
     def http_limits(self) -> HttpLimits:
         return HttpLimits(
             max_head_bytes=self.http_max_head_bytes,

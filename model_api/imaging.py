@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from model_api.errors import (
     EmptyRequestError,
@@ -16,6 +16,10 @@ from model_api.errors import (
 # The pixel cap is ours (Settings.max_image_pixels), checked from the header before
 # decoding; PIL's own global guard would only duplicate it with a vaguer message.
 Image.MAX_IMAGE_PIXELS = None
+# Headers are read on the event loop: PNG text chunks, which PIL inflates while opening (up
+# to 64 MB in all by default), are capped at 1 MB each and 4 MB in all; no model reads them.
+PngImagePlugin.MAX_TEXT_CHUNK = 1024 * 1024
+PngImagePlugin.MAX_TEXT_MEMORY = 4 * 1024 * 1024
 
 SUPPORTED_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
 SUPPORTED_TEXT = "PNG, JPEG, BMP, GIF, WebP or TIFF"

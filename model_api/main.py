@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from mlserve_common.body import UploadBudget
 from mlserve_common.errors import install_error_handlers
 from mlserve_common.hot_path import HotPath
 from mlserve_common.observability import RequestIdMiddleware
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.model_name = settings.model_name
     app.state.service = None
+    app.state.upload_budget = UploadBudget(settings.max_inflight_body_bytes)
     install_error_handlers(app)
     app.add_middleware(HotPath, routes=HOT_ROUTES)
     app.add_middleware(RequestIdMiddleware)

@@ -9,15 +9,17 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
-from mlserve_common.body import limited_stream
+from mlserve_common.body import Reservation, limited_stream
 from model_api.errors import InvalidRequestError
 
 FILE_FIELD = "file"
 
 
-async def read_image_bytes(request: Request, max_bytes: int) -> bytes:
+async def read_image_bytes(
+    request: Request, max_bytes: int, reservation: Reservation | None = None
+) -> bytes:
     """The image's bytes, exactly as the client sent them."""
-    stream = limited_stream(request, max_bytes)
+    stream = limited_stream(request, max_bytes, reservation)
     content_type = request.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/form-data"):
         return b"".join([chunk async for chunk in stream])

@@ -109,9 +109,10 @@ async def predict_image(request: Request, model_name: str) -> Response:
         raise InvalidParameterError(
             f"app_type must be one of {', '.join(APP_TYPES)}, not {given!r}"
         )
-    image = await read_image_bytes(request, service.settings.max_body_bytes)
-    # The answer is JSON bytes already (see answers.py): no response_model re-validation.
-    answer = await unless_disconnected(request, service.predictor.predict(image, given))
+    with request.app.state.upload_budget.reservation() as held:
+        image = await read_image_bytes(request, service.settings.max_body_bytes, held)
+        # The answer is JSON bytes already (see answers.py): no response_model re-validation.
+        answer = await unless_disconnected(request, service.predictor.predict(image, given))
     return Response(answer, media_type="application/json")
 
 

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from mlserve_common.body import UploadBudget
 from mlserve_common.errors import install_error_handlers
 from mlserve_common.hot_path import HotPath
 from mlserve_common.observability import RequestIdMiddleware
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.upload_budget = UploadBudget(settings.max_inflight_body_bytes)
     install_error_handlers(app)
     app.add_middleware(HotPath, routes=HOT_ROUTES)  # inside CORS and the request id
     if settings.cors_origins:

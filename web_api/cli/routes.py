@@ -58,21 +58,23 @@ async def _forward_image(request: Request, model_name: str) -> Response:
     settings: Settings = request.app.state.settings
     client: ModelApiClient = request.app.state.model_client
     await require_api_key(request)
-    body = await read_limited_body(request, settings.max_body_bytes)
-    headers = {
-        "content-type": request.headers.get("content-type", "application/octet-stream"),
-        REQUEST_ID_HEADER: request.state.request_id,
-    }
-    forwarded = client.request(
-        "POST",
-        model_path(model_name) + "/predict",
-        body=body,
-        headers=headers,
-        params={"app_type": APP_TYPE},
-    )
-    # A client that leaves cancels the call, which closes its connection to model_api,
-    # where the work behind it is dropped in turn.
-    return _passthrough(await unless_disconnected(request, forwarded))
+    path = model_path(model_name) + "/predict"  # 404 before reading a body for nothing
+    with request.app.state.upload_budget.reservation() as held:
+        body = await read_limited_body(request, settings.max_body_bytes, held)
+        headers = {
+            "content-type": request.headers.get("content-type", "application/octet-stream"),
+            REQUEST_ID_HEADER: request.state.request_id,
+        }
+        forwarded = client.request(
+            "POST",
+            path,
+            body=body,
+            headers=headers,
+            params={"app_type": APP_TYPE},
+        )
+        # A client that leaves cancels the call, which closes its connection to model_api,
+        # where the work behind it is dropped in turn.
+        return _passthrough(await unless_disconnected(request, forwarded))
 
 
 async def forward_predict(request: Request) -> Response:

@@ -23,6 +23,9 @@ from urllib.parse import urlsplit
 
 import httptools
 
+SMALL_BODY_BYTES = 64 * 1024
+"""Bodies up to this size go out in one write with the head (one system call)."""
+
 
 class UpstreamConnectError(ConnectionError):
     """No connection could be made (refused, unreachable, or `connect_timeout` passed)."""
@@ -95,12 +98,13 @@ class _Connection(asyncio.Protocol):
     def reusable(self) -> bool:
         return not self.closed and self._keep_alive
 
-    async def exchange(self, data: bytes) -> Answer:
+    async def exchange(self, data: tuple[bytes, ...]) -> Answer:
         if self.closed or self.transport is None:
             raise UpstreamDisconnected("upstream closed the connection")
         self._future = asyncio.get_running_loop().create_future()
         self._headers, self._body, self.answered_bytes = {}, [], False
-        self.transport.write(data)
+        for part in data:
+            self.transport.write(part)
         try:
             return await self._future
         finally:
@@ -163,7 +167,7 @@ class UpstreamPool:
         finally:
             self._slots.release()
 
-    async def _send(self, data: bytes) -> Answer:
+    async def _send(self, data: tuple[bytes, ...]) -> Answer:
         connection = self._take_idle()
         if connection is None:
             return await self._send_on(await self._connect(), data)
@@ -176,7 +180,7 @@ class UpstreamPool:
             # it, so it goes once more on a fresh connection.
             return await self._send_on(await self._connect(), data)
 
-    async def _send_on(self, connection: _Connection, data: bytes) -> Answer:
+    async def _send_on(self, connection: _Connection, data: tuple[bytes, ...]) -> Answer:
         try:
             answer = await connection.exchange(data)
         except BaseException:  # broken, timed out or cancelled mid-exchange: it is spent
@@ -211,14 +215,19 @@ class UpstreamPool:
             raise UpstreamConnectError(f"cannot connect to upstream: {exc.strerror}") from exc
         return connection
 
-    def _encode(self, method: str, target: str, headers: dict[str, str], body: bytes) -> bytes:
+    def _encode(
+        self, method: str, target: str, headers: dict[str, str], body: bytes
+    ) -> tuple[bytes, ...]:
+        """The request as parts to write: one for a small body, the body apart for a large
+        one (never copied into a second buffer)."""
         lines = [f"{method} {target} HTTP/1.1".encode("ascii"), b"Host: " + self.host_header]
         for name, value in headers.items():
             if "\r" in value or "\n" in value:
                 raise ValueError(f"header {name} holds a line break")
             lines.append(f"{name}: {value}".encode("latin-1"))
         lines.append(b"Content-Length: %d" % len(body))
-        return b"\r\n".join(lines) + b"\r\n\r\n" + body
+        head = b"\r\n".join(lines) + b"\r\n\r\n"
+        return (head + body,) if len(body) <= SMALL_BODY_BYTES else (head, body)
 
     async def close(self) -> None:
         for connection in self._idle:
