@@ -82,7 +82,8 @@ class _ThrottledLog:
         log.log(level, message, *args)
 
 
-_throttled = _ThrottledLog()
+log_throttled = _ThrottledLog()
+"""Log a failure, at most once per 10 s per code (with a count of the rest)."""
 
 
 def error_response(request: Request, exc: MLServeError) -> JSONResponse:
@@ -91,7 +92,7 @@ def error_response(request: Request, exc: MLServeError) -> JSONResponse:
     server-side failures (5xx) at WARNING, throttled per code."""
     args = (request.method, request.url.path, exc.status_code, exc.code, exc.message)
     if exc.status_code >= 500:
-        _throttled(logging.WARNING, exc.code, "%s %s -> %d %s: %s", *args)
+        log_throttled(logging.WARNING, exc.code, "%s %s -> %d %s: %s", *args)
     else:
         log.info("%s %s -> %d %s: %s", *args)
     return JSONResponse(

@@ -24,10 +24,9 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from mlserve_common.errors import log_throttled
 from mlserve_common.http_limits import HttpLimits
 from mlserve_common.observability import REQUEST_ID_HEADER, new_request_id
-
-log = logging.getLogger("mlserve.http")
 
 _REASONS = {
     400: b"Bad Request",
@@ -155,12 +154,31 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._refuse(400, "invalid_http", msg)
 
     def _refuse(self, status: int, code: str, message: str) -> None:
-        """Answer with the JSON error envelope (unless an answer already started), close."""
+        """Answer with the JSON error envelope where an answer can still be sent, close."""
         self._refused = True
         self._disarm()
         request_id = new_request_id()
-        log.warning("%s -> %d %s: %s [%s]", self._peer(), status, code, message, request_id)
-        if self.cycle is None or not self.cycle.response_started:
+        log_throttled(
+            logging.WARNING,
+            code,
+            "%s -> %d %s: %s [%s]",
+            self._peer(),
+            status,
+            code,
+            message,
+            request_id,
+        )
+        cycle = self.cycle
+        if cycle is None:
+            can_answer = True
+        elif self._head_bytes is not None:  # in a new request's head: the last one is over
+            can_answer = cycle.response_complete
+        else:  # in this request's body: its app may have answered already
+            can_answer = not cycle.response_started
+            if not cycle.response_complete:
+                cycle.disconnected = True  # the app's receive() sees the client gone
+                cycle.message_event.set()
+        if can_answer:
             body = json.dumps({"error": message, "code": code, "request_id": request_id})
             head = (
                 b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\n"
@@ -174,9 +192,6 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 )
             )
             self.transport.write(head + body.encode())
-        if self.cycle is not None and not self.cycle.response_complete:
-            self.cycle.disconnected = True  # the app's receive() sees the client gone
-            self.cycle.message_event.set()
         self.transport.close()
 
     def _peer(self) -> str:
@@ -196,7 +211,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._deadline = None
         if self.transport.is_closing():
             return
-        if self._head_bytes == 0 and (self.cycle is None or self.cycle.response_complete):
-            self.transport.close()  # opened and never used: nothing to answer
+        answered = self.cycle is not None and self.cycle.response_started
+        if self._head_bytes == 0 or (self._head_bytes is None and answered):
+            # Opened and never used, or answered already (say 413 before the body came):
+            # nothing is owed, the connection just goes.
+            self.transport.close()
             return
         self._refuse(408, "request_timeout", f"the client did not send {what} within {seconds:g} s")

@@ -39,6 +39,10 @@ class Settings(HttpLimitSettings):
     """How long to wait for model_api's answer before 504."""
     model_api_connect_timeout_seconds: float = Field(2.0, gt=0)
     """How long to wait for a connection to model_api before 503."""
+    model_api_idle_seconds: float = Field(30.0, gt=0)
+    """Idle connections to model_api are dropped after this; keep it shorter than model_api's
+    `MLSERVE_HTTP_KEEP_ALIVE_SECONDS` (75), so model_api never closes one under a request
+    (if it does anyway, the request is retried once on a fresh connection)."""
     model_api_pool_size: int = Field(256, ge=1)
     """Connections each gateway worker keeps to model_api; a request waits for a free one
     (up to the timeout), and past that gets 503 with Retry-After."""

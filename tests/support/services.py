@@ -81,7 +81,9 @@ def model_api_process(
     )
 
 
-def web_api_process(model: str, port: int, model_api_url: str, log: Path) -> ServiceProcess:
+def web_api_process(
+    model: str, port: int, model_api_url: str, log: Path, **env: str
+) -> ServiceProcess:
     return ServiceProcess(
         "web_api",
         {
@@ -90,6 +92,7 @@ def web_api_process(model: str, port: int, model_api_url: str, log: Path) -> Ser
             "MLSERVE_WEB_PORT": str(port),
             "MLSERVE_MODEL_API_URL": model_api_url,
             "MLSERVE_WORKERS": str(TEST_WORKERS),
+            **env,
         },
         f"http://127.0.0.1:{port}/health",
         log,
@@ -108,7 +111,9 @@ class RunningServices:
 
 
 @contextmanager
-def running_services(tmp: Path, model: str, **model_api_env: str) -> Iterator[RunningServices]:
+def running_services(
+    tmp: Path, model: str, web_api_env: dict[str, str] | None = None, **model_api_env: str
+) -> Iterator[RunningServices]:
     """Start the three services on free ports; stop them all afterwards."""
     redis_server = RedisServer(tmp / "redis").start()
     model_port, web_port = free_port(), free_port()
@@ -116,7 +121,9 @@ def running_services(tmp: Path, model: str, **model_api_env: str) -> Iterator[Ru
     model_api = model_api_process(
         model, model_port, redis_server.url, tmp / "model_api.log", **model_api_env
     )
-    web_api = web_api_process(model, web_port, model_api_url, tmp / "web_api.log")
+    web_api = web_api_process(
+        model, web_port, model_api_url, tmp / "web_api.log", **(web_api_env or {})
+    )
     try:
         model_api.start()
         web_api.start()

@@ -30,6 +30,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.model_api_timeout_seconds,
             settings.model_api_connect_timeout_seconds,
             settings.model_api_pool_size,
+            idle_seconds=settings.model_api_idle_seconds,
         )
         try:
             yield

@@ -14,9 +14,6 @@ from web_api.cli.upstream import (
     UpstreamPool,
 )
 
-IDLE_SECONDS = 30.0
-"""Idle connections are dropped after this, well before model_api's keep-alive (75 s) ends."""
-
 
 @dataclass(frozen=True)
 class UpstreamResponse:
@@ -37,15 +34,18 @@ class ModelApiClient:
         connect_timeout: float,
         pool_size: int = 256,
         pool_timeout: float | None = None,
+        idle_seconds: float = 30.0,
     ) -> None:
-        """`pool_timeout`: the longest wait for a free connection (default: `timeout`)."""
+        """`pool_timeout`: the longest wait for a free connection (default: `timeout`);
+        `idle_seconds`: how long an unused connection is kept (less than model_api's
+        keep-alive)."""
         self.timeout = timeout
         self.pool = UpstreamPool(
             base_url,
             limit=pool_size,
             connect_timeout=connect_timeout,
             pool_timeout=timeout if pool_timeout is None else pool_timeout,
-            idle_seconds=IDLE_SECONDS,
+            idle_seconds=idle_seconds,
         )
 
     async def close(self) -> None:
