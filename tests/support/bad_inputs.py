@@ -32,11 +32,17 @@ class Case:
     content_type: str = "application/octet-stream"
     method: str = "POST"
     path: str = "/predict"
+    only_for: str | None = None  # the one model whose config gives this answer
+
+    @property
+    def title(self) -> str:
+        return f"{self.name} ({self.only_for})" if self.only_for else self.name
 
 
-def png_claiming(width: int, height: int) -> bytes:
-    """A PNG whose header claims width x height pixels (a decompression bomb's header)."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+def png_claiming(width: int, height: int, colour_type: int = 0) -> bytes:
+    """A PNG whose header claims width x height pixels (a decompression bomb's header);
+    colour type 0 is grey, 6 is RGBA."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
     head = b"IHDR" + ihdr
     return (
         b"\x89PNG\r\n\x1a\n"
@@ -71,6 +77,12 @@ def _animated_gif() -> bytes:
     return encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100)
 
 
+def _one_by_two() -> bytes:
+    image = Image.new("RGB", (1, 2), "white")
+    image.putpixel((0, 1), (0, 0, 0))
+    return encode(image)
+
+
 def _wide() -> bytes:
     image = Image.new("RGB", (8000, 40), "white")
     image.paste(drawn_digit_seven(40), (3980, 0))
@@ -84,6 +96,12 @@ BAD = [
     ),
     Case("truncated PNG", _truncated_png, 400, "invalid_image"),
     Case(
+        "PNG signature followed by garbage",
+        lambda: b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4,
+        400,
+        "invalid_image",
+    ),
+    Case(
         "JPEG cut off inside its header",
         lambda: encode(drawn_digit_seven(), "JPEG")[:300],
         400,
@@ -94,6 +112,19 @@ BAD = [
         lambda: png_claiming(60000, 60000),
         413,
         "payload_too_large",
+    ),
+    Case(
+        "decode over the memory budget (RGBA 6000x6000: 144 MB)",
+        lambda: png_claiming(6000, 6000, colour_type=6),
+        413,
+        "payload_too_large",
+    ),
+    Case(
+        "blank image (all one grey)",
+        lambda: encode(Image.new("RGB", (64, 64), (128, 128, 128))),
+        422,
+        "no_content",
+        only_for="mnist",
     ),
     Case(
         "body over the 10 MB limit",
@@ -147,7 +178,7 @@ BAD = [
 ]
 
 ODD_BUT_VALID = [
-    Case("1x1 pixel PNG", lambda: encode(Image.new("RGB", (1, 1), "white")), 200),
+    Case("1x2 pixel PNG (one black, one white pixel)", _one_by_two, 200),
     Case("16-bit grayscale PNG", _sixteen_bit_png, 200),
     Case("CMYK JPEG", lambda: encode(drawn_digit_seven().convert("CMYK"), "JPEG"), 200),
     Case("palette PNG with transparency", _palette_with_transparency, 200),
@@ -165,7 +196,7 @@ def markdown_table() -> str:
     rows = ["| input | answer |", "|---|---|"]
     for case in CASES:
         answer = f"`{case.status}` `{case.code}`" if case.code else f"`{case.status}` prediction"
-        rows.append(f"| {case.name} | {answer} |")
+        rows.append(f"| {case.title} | {answer} |")
     return "\n".join(rows) + "\n"
 
 
