@@ -114,6 +114,11 @@ def test_too_many_headers_a_long_target_and_garbage_get_json_errors(
         long_target = b"GET /health?" + b"q" * 10_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
         assert_json_error(raw_exchange(port, [long_target]), 414, "uri_too_long")
         assert_json_error(raw_exchange(port, [b"NOT HTTP AT ALL\r\n\r\n"]), 400, "invalid_http")
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_answer(sock).status == 200  # then, on the same connection:
+            sock.sendall(b"GET /health/live HTTP/1.1\r\nX-Big: " + b"a" * 40_000 + b"\r\n\r\n")
+            assert_json_error(read_answer(sock), 431, "headers_too_large")
     assert httpx.get(stack.url + "/health").status_code == 200
 
 
