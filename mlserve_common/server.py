@@ -3,7 +3,8 @@
 With more than one worker, uvicorn's supervisor spawns that many processes on one
 listening socket and replaces any that dies. Each worker:
 - dies with the supervisor (a `kill -9` of the service leaves no orphan holding the port);
-- writes its Prometheus metrics into one shared folder, so `/metrics` reports totals.
+- writes its Prometheus metrics into one shared folder, so `/metrics` reports totals;
+- finds in MLSERVE_SHARED_DIR a folder for state all workers follow (the models loaded).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ GRACEFUL_SHUTDOWN_SECONDS = 30  # in-flight requests finish on SIGTERM (docker s
 WORKER_PING_TIMEOUT_SECONDS = 30
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 SUPERVISOR_ENV = "MLSERVE_SUPERVISOR_PID"
+SHARED_DIR_ENV = "MLSERVE_SHARED_DIR"  # state the workers share (model_api: models loaded)
 _PR_SET_PDEATHSIG = 1
 
 
@@ -45,6 +47,8 @@ def serve(
     setup_logging(log_level, access_log)
     metrics_dir = tempfile.mkdtemp(prefix="mlserve-metrics-")
     os.environ[METRICS_DIR_ENV] = metrics_dir
+    shared_dir = tempfile.mkdtemp(prefix="mlserve-shared-")
+    os.environ[SHARED_DIR_ENV] = shared_dir
     os.environ[SUPERVISOR_ENV] = str(os.getpid())
     try:
         uvicorn.run(
@@ -66,6 +70,7 @@ def serve(
         )
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
+        shutil.rmtree(shared_dir, ignore_errors=True)
 
 
 def init_worker(log_level: str, access_log: bool) -> None:

@@ -57,3 +57,37 @@ def answer(prediction: bytes, cached: bool, app_type: str, timings: dict[str, fl
         }
     )
     return prediction[:-1] + b"," + extra[1:]
+
+
+def encode_v2(config: ModelConfig, version: str, rows: np.ndarray) -> bytes:
+    """What the cache keeps for a V2 inference: the model, its version and the output."""
+    return orjson.dumps(
+        {
+            "model": config.name,
+            "version": version,
+            "shape": list(rows.shape),
+            "data": rows.astype(np.float64).ravel().tolist(),
+        }
+    )
+
+
+def is_v2_of(raw: bytes, config: ModelConfig, version: str) -> bool:
+    """True when cached bytes are a V2 output of this model version, whole."""
+    try:
+        value = orjson.loads(raw)
+        shape = value["shape"]
+        return (
+            value["model"] == config.name
+            and value["version"] == version
+            and len(shape) == 2
+            and shape[1] == len(config.labels)
+            and len(value["data"]) == shape[0] * shape[1]
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return False
+
+
+def v2_rows(raw: bytes) -> np.ndarray:
+    """The (N, labels) float32 probabilities a V2 cache value holds."""
+    value = orjson.loads(raw)
+    return np.asarray(value["data"], dtype=np.float32).reshape(value["shape"])

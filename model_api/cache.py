@@ -56,6 +56,33 @@ def cache_key(app_type: AppType | str, model_name: str, model_version: str, imag
     return KEY_PREFIX + digest.hexdigest()
 
 
+def v2_cache_key(
+    model_name: str,
+    model_version: str,
+    inputs: list[tuple[str, str, tuple[int, ...], bytes]],
+    outputs: list[str],
+) -> str:
+    """SHA-256 over a V2 inference: the model and its version, each input's name, datatype,
+    shape and bytes, and the outputs asked for; every part length-prefixed."""
+    digest = hashlib.sha256()
+
+    def part(data: bytes) -> None:
+        digest.update(len(data).to_bytes(8, "big"))
+        digest.update(data)
+
+    part(b"v2")
+    part(model_name.encode())
+    part(model_version.encode())
+    for name, datatype, shape, raw in inputs:
+        part(name.encode())
+        part(datatype.encode())
+        part(",".join(map(str, shape)).encode())
+        part(raw)
+    for name in outputs:
+        part(name.encode())
+    return KEY_PREFIX + "v2:" + digest.hexdigest()
+
+
 _CLAIM_LUA = """
 local value = redis.call('GET', KEYS[1])
 if value then return {1, value} end

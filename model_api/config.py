@@ -26,6 +26,9 @@ class Settings(HttpLimitSettings):
         "mnist", validation_alias=AliasChoices("MODEL_NAME", "MLSERVE_MODEL_NAME")
     )
     """Which folder of `models_dir` to serve; any other name is refused at start."""
+    models: str = ""
+    """More models to serve beside `model_name`: names separated by commas, or `all` for
+    every folder of `models_dir` (`MLSERVE_MODELS`). Empty: `model_name` alone."""
     models_dir: Path = ROOT / "models"
     """Folder holding one sub-folder per model (`config.json` + `model.onnx`)."""
     host: str = "127.0.0.1"
@@ -78,6 +81,16 @@ class Settings(HttpLimitSettings):
         if self.intra_op_threads is None:
             self.intra_op_threads = cores.threads_per_worker(self.workers)
         return self
+
+
+    def models_to_load(self) -> list[str]:
+        """`model_name` first, then the others `models` names (all folders for `all`)."""
+        from model_api.model_config import available_models
+
+        named = [n.strip() for n in self.models.split(",") if n.strip()]
+        if named == ["all"]:
+            named = available_models(self.models_dir)
+        return list(dict.fromkeys([self.model_name, *named]))
 
 
 @lru_cache

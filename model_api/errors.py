@@ -42,6 +42,14 @@ class UnsupportedMediaTypeError(MLServeError):
 class ModelNotReadyError(MLServeError):
     status_code = 503
     code = "model_not_ready"
+    headers = {"Retry-After": "1"}
+
+
+class ProtectedModelError(MLServeError):
+    """The stack's own MODEL_NAME cannot be unloaded: `/predict` serves it."""
+
+    status_code = 409
+    code = "model_protected"
 
 
 class OverloadedError(MLServeError):

@@ -46,9 +46,9 @@ def batch_shapes(max_batch_size: int) -> list[int]:
 class ModelRunner:
     """Holds the session; `run()` may be called from several worker threads at once."""
 
-    def __init__(self, config: ModelConfig, models_dir: Path, provider: str, threads: int) -> None:
+    def __init__(self, config: ModelConfig, path: Path, provider: str, threads: int) -> None:
         self.config = config
-        self.path = models_dir / config.name / config.file
+        self.path = path
         self.version = file_sha256(self.path)
         ort.disable_telemetry_events()  # nothing leaves the stack (and exit never waits on it)
         options = ort.SessionOptions()

@@ -12,9 +12,11 @@ from mlserve_common.errors import install_error_handlers
 from mlserve_common.hot_path import HotPath
 from mlserve_common.observability import RequestIdMiddleware
 from mlserve_common.server import init_worker
+from model_api import v2_routes
+from model_api.cache import PredictionCache
 from model_api.config import Settings, get_settings
+from model_api.repository import ModelRepository
 from model_api.routes import HOT_ROUTES, router
-from model_api.service import ModelService
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -24,12 +26,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.service = await ModelService.open(settings)
+        cache = PredictionCache(
+            settings.redis_url,
+            settings.cache_ttl_seconds,
+            settings.redis_timeout_seconds,
+            settings.redis_retry_seconds,
+        )
+        await cache.start()
+        repository = ModelRepository(settings, cache)
+        await repository.start()
+        app.state.repository = repository
         try:
             yield
         finally:
-            service, app.state.service = app.state.service, None
-            await service.close()
+            app.state.repository = None
+            await repository.close()
+            await cache.close()
 
     app = FastAPI(
         title="MLServe model_api",
@@ -38,10 +50,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.model_name = settings.model_name
-    app.state.service = None
+    app.state.repository = None
     app.state.upload_budget = UploadBudget(settings.max_inflight_body_bytes)
     install_error_handlers(app)
-    app.add_middleware(HotPath, routes=HOT_ROUTES)
+    app.add_middleware(HotPath, routes=HOT_ROUTES + v2_routes.HOT_ROUTES)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(router)
+    app.include_router(v2_routes.router)
     return app

@@ -208,3 +208,28 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+FLAT_VERSION = "1"
+"""The version a model folder without version sub-folders (`models/<name>/model.onnx`) has."""
+
+
+def model_versions(models_dir: Path, config: ModelConfig) -> dict[str, Path]:
+    """Each version of a model and its `.onnx` file, oldest first.
+
+    Versioned layout: `models/<name>/<N>/model.onnx` (N an integer, as Triton numbers them),
+    one `config.json` beside the version folders. Flat layout (`models/<name>/model.onnx`):
+    one version, "1".
+    """
+    folder = models_dir / config.name
+    numbered = sorted(
+        (int(p.name), p / config.file)
+        for p in folder.iterdir()
+        if p.is_dir() and p.name.isdigit() and (p / config.file).is_file()
+    )
+    if numbered:
+        return {str(number): path for number, path in numbered}
+    flat = folder / config.file
+    if flat.is_file():
+        return {FLAT_VERSION: flat}
+    raise ModelNotFoundError(f"model {config.name!r} has no {config.file} in {folder}")

@@ -72,6 +72,7 @@ class Predictor:
         self.batcher = Batcher(runner, batching) if batching else None
         name = runner.config.name
         self.flight = SingleFlight(cache, self._readable, lease_ms, name)
+        self.v2_flight = SingleFlight(cache, self._readable_v2, lease_ms, name)
         self._hits = metrics.CACHE_HITS.labels(name)
         self._misses = metrics.CACHE_MISSES.labels(name)
         self._hit_seconds = metrics.REQUESTS.labels(name, "true")
@@ -106,27 +107,76 @@ class Predictor:
         timings = {**outcome.timings, "total_ms": total_ms}
         return answers.answer(outcome.prediction, outcome.from_cache, app_type, timings)
 
+    async def infer_v2(
+        self, key: str, images: list[bytes] | None = None, tensor: np.ndarray | None = None
+    ) -> tuple[np.ndarray, bool]:
+        """Class probabilities, shape (N, labels), for N encoded images (each decoded and
+        preprocessed as `/predict` does) or for an (N, C, H, W) tensor (straight to the
+        session); from the cache when it has `key`. Also: whether it came from the cache."""
+        start = time.perf_counter()
+        if images is not None:
+            compute = lambda: self._v2_images(key, images)  # noqa: E731
+        else:
+            compute = lambda: self._v2_tensor(tensor)  # noqa: E731
+        outcome = await self.v2_flight.run(key, compute)
+        total = _ms(start) / 1000
+        if outcome.source == "cache":
+            self._hits.inc()
+            self._hit_seconds.observe(total)
+        else:
+            if self.cache.up:
+                self._misses.inc()
+            self._miss_seconds.observe(total)
+        return answers.v2_rows(outcome.prediction), outcome.from_cache
+
+    async def _v2_images(self, key: str, images: list[bytes]) -> tuple[bytes, dict[str, float]]:
+        one_row = lambda row: self._encode_v2(row[None])  # noqa: E731
+        late = self._late_store(key, one_row) if len(images) == 1 else None
+        results = await asyncio.gather(*(self._infer_image(image, late) for image in images))
+        rows = np.stack([row for row, _ in results])
+        return self._encode_v2(rows), results[0][1] if len(results) == 1 else {}
+
+    async def _v2_tensor(self, tensor: np.ndarray) -> tuple[bytes, dict[str, float]]:
+        start = time.perf_counter()
+        if self.batcher is not None and len(tensor) == 1:
+            rows = (await self.batcher.infer(tensor))[None]
+        else:
+            loop = asyncio.get_running_loop()
+            rows = await loop.run_in_executor(self.executor, self.runner.run, tensor)
+        return self._encode_v2(rows), {"inference_ms": _ms(start)}
+
+    def _encode_v2(self, rows: np.ndarray) -> bytes:
+        return answers.encode_v2(self.runner.config, self.runner.version, rows)
+
     def _readable(self, raw: bytes) -> bool:
         return answers.is_prediction_of(raw, self.runner.config, self.runner.version)
 
+    def _readable_v2(self, raw: bytes) -> bool:
+        return answers.is_v2_of(raw, self.runner.config, self.runner.version)
+
     async def _compute(self, key: str, image: bytes) -> tuple[bytes, dict[str, float]]:
+        row, timings = await self._infer_image(image, self._late_store(key, self._encode))
+        return self._encode(row), timings
+
+    async def _infer_image(
+        self, image: bytes, late: Callable[[np.ndarray], None] | None
+    ) -> tuple[np.ndarray, dict[str, float]]:
+        """One encoded image's row of probabilities, and the time each stage took."""
         start = time.perf_counter()
         opened = open_image(image, self.limits.max_pixels, self.limits.max_bytes, self.target)
         header_ms = _ms(start)
         large = decode_bytes(opened) > self.limits.large_bytes
         executor = self.large_executor if large else self.executor
-        late = self._late_store(key)
         if self.batcher is None:
-            prediction, timings = await self._in_thread(executor, self._infer_alone, opened, late)
+            row, timings = await self._in_thread(executor, self._infer_alone, opened, late)
         else:
             with self.batcher.expecting() as announcement:
                 tensor, timings = await self._in_thread(executor, self._prepare, opened, None)
                 start = time.perf_counter()
                 row = await self.batcher.infer(tensor, announcement, late=late)
             timings["inference_ms"] = _ms(start)  # includes the wait for batch-mates
-            prediction = self._encode(row)
         timings["decode_ms"] += header_ms
-        return prediction, timings
+        return row, timings
 
     async def _in_thread(
         self,
@@ -148,13 +198,15 @@ class Predictor:
                 job.add_done_callback(lambda done: _deliver(done, late))
             raise
 
-    def _late_store(self, key: str) -> Callable[[np.ndarray | bytes], None]:
+    def _late_store(
+        self, key: str, encode: Callable[[np.ndarray], bytes]
+    ) -> Callable[[np.ndarray], None]:
         """Stores an answer computed after its client left (callable from any thread)."""
         loop = asyncio.get_running_loop()
 
-        def store(result: np.ndarray | bytes) -> None:
-            prediction = result if isinstance(result, bytes) else self._encode(result)
-            loop.call_soon_threadsafe(lambda: loop.create_task(self.cache.put(key, prediction)))
+        def store(row: np.ndarray) -> None:
+            value = encode(row)
+            loop.call_soon_threadsafe(lambda: loop.create_task(self.cache.put(key, value)))
 
         return store
 
@@ -167,13 +219,13 @@ class Predictor:
         tensor = preprocess(decoded, self.runner.config)
         return tensor, {"decode_ms": decode_ms, "preprocess_ms": _ms(start)}
 
-    def _infer_alone(self, image: Image.Image) -> tuple[bytes, dict[str, float]]:
+    def _infer_alone(self, image: Image.Image) -> tuple[np.ndarray, dict[str, float]]:
         """Blocking, in a worker thread: prepare, run the session on this image alone."""
         tensor, timings = self._prepare(image)
         start = time.perf_counter()
         row = self.runner.run(tensor)[0]
         timings["inference_ms"] = _ms(start)
-        return self._encode(row), timings
+        return row, timings
 
     def _encode(self, row: np.ndarray) -> bytes:
         return answers.encode_prediction(self.runner.config, self.runner.version, row)

@@ -11,7 +11,8 @@ from mlserve_common.disconnect import unless_disconnected
 from mlserve_common.hot_path import HotRoute
 from mlserve_common.openapi import IMAGE_BODY
 from model_api import metrics
-from model_api.errors import InvalidParameterError, ModelNotFoundError, ModelNotReadyError
+from model_api.errors import InvalidParameterError, ModelNotReadyError
+from model_api.repository import ModelRepository
 from model_api.request_body import read_image_bytes
 from model_api.schemas import (
     AppType,
@@ -27,33 +28,25 @@ router = APIRouter()
 APP_TYPES = tuple(t.value for t in AppType)
 
 
-def loaded_service(request: Request) -> ModelService:
-    """The service, once its model is loaded; 503 before."""
-    service: ModelService | None = getattr(request.app.state, "service", None)
-    if service is None:
+def repository(request: Request) -> ModelRepository:
+    """The model repository, once the start-up models are loaded; 503 before."""
+    found: ModelRepository | None = request.app.state.repository
+    if found is None:
         raise ModelNotReadyError("the model is not loaded yet; retry shortly")
-    return service
+    return found
 
 
-def serving(request: Request, model_name: str) -> ModelService:
-    """The service, if `model_name` is the model it serves; else 404."""
-    service = loaded_service(request)
-    if model_name != service.runner.config.name:
-        raise ModelNotFoundError(
-            f"model {model_name!r} is not served here; this service serves "
-            f"{service.runner.config.name!r}"
-        )
-    return service
+def loaded_service(request: Request) -> ModelService:
+    """The model `/predict` serves (MODEL_NAME); 503 before it is loaded."""
+    return repository(request).default()
+
+
+def serving(request: Request, model_name: str, version: str | None = None) -> ModelService:
+    """A served model (its latest version by default); 404 if it is not served."""
+    return repository(request).get(model_name, version)
 
 
 # Dependencies are `async`: a sync one would hop through the thread pool on every request.
-async def get_service(request: Request) -> ModelService:
-    return loaded_service(request)
-
-
-ServiceDep = Annotated[ModelService, Depends(get_service)]
-
-
 async def served_model(request: Request, model_name: str) -> ModelService:
     return serving(request, model_name)
 
@@ -75,24 +68,25 @@ async def live() -> Liveness:
 )
 async def ready(request: Request) -> JSONResponse:
     """200 once the model is loaded (503 before); says whether the cache is ok or degraded."""
-    service: ModelService | None = getattr(request.app.state, "service", None)
-    if service is None:
+    found: ModelRepository | None = request.app.state.repository
+    if found is None:
         body = Readiness(status="loading", model=request.app.state.model_name, cache="unknown")
         return JSONResponse(body.model_dump(), status_code=503)
+    service = found.default()
     body = Readiness(
         status="ready",
         model=service.runner.config.name,
         version=service.runner.version,
         provider=service.runner.provider,
-        cache=service.cache.state.value,
+        cache=found.cache.state.value,
     )
     return JSONResponse(body.model_dump())
 
 
 @router.get("/v1/models", response_model=ModelList, tags=["models"])
-async def list_models(service: ServiceDep) -> ModelList:
-    """The model this process serves."""
-    return ModelList(models=[service.metadata()])
+async def list_models(request: Request) -> ModelList:
+    """The models this service serves (the latest version of each)."""
+    return ModelList(models=[service.metadata() for service in repository(request).services()])
 
 
 @router.get("/v1/models/{model_name}", response_model=ModelMetadata, tags=["models"])

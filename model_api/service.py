@@ -1,13 +1,15 @@
-"""What a running model_api holds: settings, the model, its cache, the prediction path."""
+"""One served model version: its session, its prediction path, its metadata."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
+from pathlib import Path
 
 from model_api.cache import PredictionCache
 from model_api.config import Settings
 from model_api.inference import ModelRunner
-from model_api.model_config import load_model_config
+from model_api.model_config import ModelConfig
 from model_api.predictor import DecodeLimits, Predictor
 from model_api.schemas import ModelMetadata, TensorMetadata
 
@@ -18,24 +20,26 @@ class ModelService:
     runner: ModelRunner
     cache: PredictionCache
     predictor: Predictor
+    version_name: str
+    """The version's folder name ("1" for a model folder without versions)."""
 
     @classmethod
-    async def open(cls, settings: Settings) -> ModelService:
-        """Load the model (unknown names raise) and connect the cache."""
-        config = load_model_config(settings.models_dir, settings.model_name)
-        runner = ModelRunner(
+    async def open(
+        cls,
+        settings: Settings,
+        cache: PredictionCache,
+        config: ModelConfig,
+        version_name: str,
+        path: Path,
+    ) -> ModelService:
+        """Load the session in a thread (other models keep serving meanwhile)."""
+        runner = await asyncio.to_thread(
+            ModelRunner,
             config,
-            settings.models_dir,
+            path,
             settings.execution_provider,
             settings.intra_op_threads,  # type: ignore[arg-type]  # set by Settings' validator
         )
-        cache = PredictionCache(
-            settings.redis_url,
-            settings.cache_ttl_seconds,
-            settings.redis_timeout_seconds,
-            settings.redis_retry_seconds,
-        )
-        await cache.start()
         predictor = Predictor(
             runner,
             cache,
@@ -49,12 +53,11 @@ class ModelService:
             settings.singleflight_lease_ms,
         )
         predictor.start()
-        return cls(settings, runner, cache, predictor)
+        return cls(settings, runner, cache, predictor, version_name)
 
     async def close(self) -> None:
-        """Let in-flight inferences finish, then close the cache connection."""
+        """Let in-flight inferences finish."""
         await self.predictor.close()
-        await self.cache.close()
 
     def metadata(self) -> ModelMetadata:
         config = self.runner.config

@@ -18,7 +18,9 @@ from tests.support.images import MODELS_DIR, samples
 
 @pytest.fixture(scope="module")
 def runner() -> ModelRunner:
-    return ModelRunner(load_model_config(MODELS_DIR, "leukemia"), MODELS_DIR, "cpu", 1)
+    return ModelRunner(
+        load_model_config(MODELS_DIR, "leukemia"), MODELS_DIR / "leukemia" / "model.onnx", "cpu", 1
+    )
 
 
 def images(count: int, seed: int = 0) -> list[np.ndarray]:
@@ -102,7 +104,7 @@ async def test_abandoned_images_are_not_inferred(runner) -> None:
 def test_batches_are_padded_to_a_few_fixed_shapes(monkeypatch) -> None:
     config = load_model_config(MODELS_DIR, "leukemia")
     assert config.batching is not None  # shipped with batching on
-    runner = ModelRunner(config, MODELS_DIR, "cpu", 1)
+    runner = ModelRunner(config, MODELS_DIR / config.name / config.file, "cpu", 1)
     assert runner.batch_shapes == [1, 2, 4, 8, config.batching.max_batch_size]
     seen: list[int] = []
     real = runner._session_run
