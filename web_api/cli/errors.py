@@ -17,6 +17,11 @@ class UnknownModelError(MLServeError):
     code = "model_not_found"
 
 
+class UnknownRouteError(MLServeError):
+    status_code = 404
+    code = "not_found"
+
+
 class ModelApiUnavailableError(MLServeError):
     status_code = 503
     code = "model_api_unavailable"

@@ -22,6 +22,8 @@ class UpstreamResponse:
     status: int
     body: bytes
     content_type: str
+    header_length: str | None = None
+    """Inference-Header-Content-Length (V2 binary answers), to pass on."""
 
 
 class ModelApiClient:
@@ -84,4 +86,10 @@ class ModelApiClient:
                 "model_api is unavailable right now; try again in a moment"
             ) from exc
         content_type = answer.headers.get(b"content-type", b"application/json").decode("latin-1")
-        return UpstreamResponse(answer.status, answer.body, content_type)
+        header_length = answer.headers.get(b"inference-header-content-length")
+        return UpstreamResponse(
+            answer.status,
+            answer.body,
+            content_type,
+            header_length.decode("latin-1") if header_length is not None else None,
+        )

@@ -16,7 +16,7 @@ from mlserve_common.hot_path import HotRoute
 from mlserve_common.observability import REQUEST_ID_HEADER
 from mlserve_common.openapi import IMAGE_BODY
 from web_api.cli.auth import require_api_key
-from web_api.cli.errors import UnknownModelError
+from web_api.cli.errors import UnknownModelError, UnknownRouteError
 from web_api.cli.model_client import ModelApiClient, UpstreamResponse
 from web_api.cli.schemas import GatewayHealth
 from web_api.config import Settings
@@ -40,7 +40,12 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 def _passthrough(upstream: UpstreamResponse) -> Response:
-    return Response(upstream.body, upstream.status, media_type=upstream.content_type)
+    headers = (
+        {V2_HEADER_LENGTH: upstream.header_length} if upstream.header_length is not None else None
+    )
+    return Response(
+        upstream.body, upstream.status, media_type=upstream.content_type, headers=headers
+    )
 
 
 MODEL_NAME = re.compile(r"[A-Za-z0-9_.-]+")
@@ -87,9 +92,39 @@ async def forward_predict_with_model(request: Request, model_name: str) -> Respo
     return await _forward_image(request, model_name)
 
 
+V2_HEADER_LENGTH = "inference-header-content-length"
+V2_OPEN = ("/v2", "/v2/health/live", "/v2/health/ready")
+"""V2 routes anyone may call; the others need the API key, when one is set."""
+_RAW_PATH = re.compile(rb"/v2(/[\x21-\x7e]*)?")
+
+
+async def forward_v2(request: Request, **_: str) -> Response:
+    """Any `/v2` request (Open Inference Protocol), passed to model_api unchanged: method,
+    path and query exactly as the client sent them, the body, and the headers the protocol
+    uses (also answered by `HotPath`)."""
+    settings: Settings = request.app.state.settings
+    client: ModelApiClient = request.app.state.model_client
+    raw_path, query = request.scope["raw_path"], request.scope["query_string"]
+    if not _RAW_PATH.fullmatch(raw_path) or any(c <= 0x20 or c > 0x7E for c in query):
+        raise UnknownRouteError("no such V2 route")
+    if request.url.path not in V2_OPEN:
+        await require_api_key(request)
+    target = raw_path.decode("ascii") + ("?" + query.decode("ascii") if query else "")
+    headers = {REQUEST_ID_HEADER: request.state.request_id}
+    for name in ("content-type", V2_HEADER_LENGTH):
+        if name in request.headers:
+            headers[name] = request.headers[name]
+    with request.app.state.upload_budget.reservation() as held:
+        body = await read_limited_body(request, settings.max_body_bytes, held)
+        forwarded = client.request(request.method, target, body=body, headers=headers)
+        return _passthrough(await unless_disconnected(request, forwarded))
+
+
 HOT_ROUTES = [
     HotRoute("/predict", forward_predict),
     HotRoute("/v1/models/{model_name}/predict", forward_predict_with_model),
+    HotRoute("/v2/models/{model_name}/infer", forward_v2),
+    HotRoute("/v2/models/{model_name}/versions/{version}/infer", forward_v2),
 ]
 
 
@@ -109,6 +144,14 @@ async def predict(request: Request) -> Response:
 async def predict_with_model(model_name: str, request: Request) -> Response:
     """Classify one image with the named model (404 if this stack does not serve it)."""
     return await forward_predict_with_model(request, model_name)
+
+
+@router.api_route("/v2", methods=["GET", "POST"], tags=["v2"])
+@router.api_route("/v2/{route:path}", methods=["GET", "POST"], tags=["v2"])
+async def v2(request: Request) -> Response:
+    """The Open Inference Protocol (KServe V2) of model_api, passed through: health, server
+    and model metadata, inference (JSON or binary tensors), the model repository."""
+    return await forward_v2(request)
 
 
 @protected.get("/v1/models", tags=["models"])
