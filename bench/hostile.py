@@ -32,16 +32,11 @@ from tests.support.hostile import (
     unique_small_pngs,
 )
 from tests.support.images import encode, samples
+from tests.support.metrics import metric
 from tests.support.services import TEST_WORKERS, RunningServices, running_services
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MB = 2**20
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    from tests.e2e.test_hostile import metric as parse
-
-    return parse(text, name, **labels)
 
 
 async def _post_all(url: str, images: list[bytes], session: aiohttp.ClientSession) -> Counter:

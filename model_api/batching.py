@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from model_api import metrics
 from model_api.errors import OverloadedError
 from model_api.inference import ModelRunner
 from model_api.model_config import BatchingConfig
@@ -62,10 +61,11 @@ class Batcher:
         self._arrived = asyncio.Event()
         self._ready = asyncio.Event()  # set: stop waiting for company (full, or none coming)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch")
-        self._depth = metrics.QUEUE_DEPTH.labels(runner.config.name)
-        self._rejected = metrics.REJECTED.labels(runner.config.name)
-        self._dropped = metrics.ABANDONED.labels(runner.config.name, "dropped")
-        self._finished = metrics.ABANDONED.labels(runner.config.name, "finished")
+        self._depth = runner.metrics.queue_depth
+        self._rejected = runner.metrics.rejected
+        self._dropped = runner.metrics.dropped
+        self._finished = runner.metrics.finished
+        self._queue_seconds = runner.metrics.queue_seconds
         self._task: asyncio.Task | None = None
         self._on_the_way = 0
 
@@ -148,12 +148,14 @@ class Batcher:
     def _take(self) -> list[_Waiting]:
         """Up to max_batch_size waiting images; those whose client gave up are dropped."""
         batch: list[_Waiting] = []
+        now = time.perf_counter()
         while self._queue and len(batch) < self.config.max_batch_size:
             waiting = self._queue.popleft()
             self._depth.dec()
             if not waiting.future.done():
                 waiting.taken = True
                 batch.append(waiting)
+                self._queue_seconds.observe(now - waiting.since)
         return batch
 
     async def _run_batch(self, batch: list[_Waiting]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -46,9 +47,17 @@ def batch_shapes(max_batch_size: int) -> list[int]:
 class ModelRunner:
     """Holds the session; `run()` may be called from several worker threads at once."""
 
-    def __init__(self, config: ModelConfig, path: Path, provider: str, threads: int) -> None:
+    def __init__(
+        self,
+        config: ModelConfig,
+        path: Path,
+        provider: str,
+        threads: int,
+        version_name: str = "1",
+    ) -> None:
         self.config = config
         self.path = path
+        self.metrics = metrics.for_model(config.name, version_name)
         self.version = file_sha256(self.path)
         ort.disable_telemetry_events()  # nothing leaves the stack (and exit never waits on it)
         options = ort.SessionOptions()
@@ -72,8 +81,6 @@ class ModelRunner:
         self.inference_count = 0
         self.batch_shapes = batch_shapes(config.batching.max_batch_size if config.batching else 1)
         self._warm_up()
-        self._inferences = metrics.INFERENCES.labels(config.name)
-        self._batch_sizes = metrics.BATCHES.labels(config.name)
         log.info(
             "loaded model %s version %s on %s (%d threads)",
             config.name,
@@ -118,10 +125,14 @@ class ModelRunner:
         count = len(batch)
         with self._lock:
             self.inference_count += count
-        self._inferences.inc(count)
-        self._batch_sizes.observe(count)
+        self.metrics.inferences.inc(count)
+        self.metrics.executions.inc()
+        self.metrics.batch_sizes.observe(count)
         padded = next((size for size in self.batch_shapes if size >= count), count)
         if padded > count:
             filler = np.zeros((padded - count, *batch.shape[1:]), batch.dtype)
-            return self._session_run(np.concatenate([batch, filler]))[:count]
-        return self._session_run(batch)
+            batch = np.concatenate([batch, filler])
+        start = time.perf_counter()
+        rows = self._session_run(batch)
+        self.metrics.compute_seconds.observe(time.perf_counter() - start)
+        return rows[:count]

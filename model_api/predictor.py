@@ -15,8 +15,9 @@ dropped; an inference already running finishes and its answer still goes to the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
@@ -24,13 +25,14 @@ from typing import TypeVar
 import numpy as np
 from PIL import Image
 
-from model_api import answers, metrics
+from model_api import answers
 from model_api.batching import Batcher
 from model_api.cache import PredictionCache, cache_key
+from model_api.errors import MLServeError
 from model_api.imaging import decode_bytes, load_image, open_image
 from model_api.inference import ModelRunner
 from model_api.preprocess import preprocess
-from model_api.singleflight import SingleFlight
+from model_api.singleflight import Outcome, SingleFlight
 
 T = TypeVar("T")
 
@@ -70,15 +72,9 @@ class Predictor:
         )
         batching = runner.config.batching
         self.batcher = Batcher(runner, batching) if batching else None
-        name = runner.config.name
-        self.flight = SingleFlight(cache, self._readable, lease_ms, name)
-        self.v2_flight = SingleFlight(cache, self._readable_v2, lease_ms, name)
-        self._hits = metrics.CACHE_HITS.labels(name)
-        self._misses = metrics.CACHE_MISSES.labels(name)
-        self._hit_seconds = metrics.REQUESTS.labels(name, "true")
-        self._miss_seconds = metrics.REQUESTS.labels(name, "false")
-        self._dropped = metrics.ABANDONED.labels(name, "dropped")
-        self._finished = metrics.ABANDONED.labels(name, "finished")
+        self.metrics = runner.metrics
+        self.flight = SingleFlight(cache, self._readable, lease_ms, self.metrics)
+        self.v2_flight = SingleFlight(cache, self._readable_v2, lease_ms, self.metrics)
 
     def start(self) -> None:
         if self.batcher is not None:
@@ -93,17 +89,10 @@ class Predictor:
 
     async def predict(self, image: bytes, app_type: str) -> bytes:
         """The model's answer for these exact bytes, from the cache when it has it."""
-        start = time.perf_counter()
         key = cache_key(app_type, self.runner.config.name, self.runner.version, image)
-        outcome = await self.flight.run(key, lambda: self._compute(key, image))
-        total_ms = _ms(start)
-        if outcome.source == "cache":
-            self._hits.inc()
-            self._hit_seconds.observe(total_ms / 1000)
-        else:
-            if self.cache.up:
-                self._misses.inc()
-            self._miss_seconds.observe(total_ms / 1000)
+        with self._counted() as start:
+            outcome = await self.flight.run(key, lambda: self._compute(key, image))
+            total_ms = self._observe(outcome, start)
         timings = {**outcome.timings, "total_ms": total_ms}
         return answers.answer(outcome.prediction, outcome.from_cache, app_type, timings)
 
@@ -113,21 +102,49 @@ class Predictor:
         """Class probabilities, shape (N, labels), for N encoded images (each decoded and
         preprocessed as `/predict` does) or for an (N, C, H, W) tensor (straight to the
         session); from the cache when it has `key`. Also: whether it came from the cache."""
-        start = time.perf_counter()
         if images is not None:
             compute = lambda: self._v2_images(key, images)  # noqa: E731
         else:
             compute = lambda: self._v2_tensor(tensor)  # noqa: E731
-        outcome = await self.v2_flight.run(key, compute)
-        total = _ms(start) / 1000
+        with self._counted() as start:
+            outcome = await self.v2_flight.run(key, compute)
+            self._observe(outcome, start)
+        return answers.v2_rows(outcome.prediction), outcome.from_cache
+
+    @contextlib.contextmanager
+    def _counted(self) -> Iterator[float]:
+        """Requests in flight, and each one's success or failure (by error code)."""
+        self.metrics.in_flight.inc()
+        try:
+            yield time.perf_counter()
+        except MLServeError as exc:
+            self.metrics.failure(exc.code).inc()
+            raise
+        except asyncio.CancelledError:
+            self.metrics.failure("client_disconnected").inc()
+            raise
+        except Exception:
+            self.metrics.failure("internal_error").inc()
+            raise
+        else:
+            self.metrics.successes.inc()
+        finally:
+            self.metrics.in_flight.dec()
+
+    def _observe(self, outcome: Outcome, start: float) -> float:
+        """Count a hit or a miss and time it; the total in milliseconds."""
+        total_ms = _ms(start)
+        lookup_ms = outcome.timings.get("cache_lookup_ms")
+        if lookup_ms is not None:
+            self.metrics.lookup_seconds.observe(lookup_ms / 1000)
         if outcome.source == "cache":
-            self._hits.inc()
-            self._hit_seconds.observe(total)
+            self.metrics.hits.inc()
+            self.metrics.hit_seconds.observe(total_ms / 1000)
         else:
             if self.cache.up:
-                self._misses.inc()
-            self._miss_seconds.observe(total)
-        return answers.v2_rows(outcome.prediction), outcome.from_cache
+                self.metrics.misses.inc()
+            self.metrics.miss_seconds.observe(total_ms / 1000)
+        return total_ms
 
     async def _v2_images(self, key: str, images: list[bytes]) -> tuple[bytes, dict[str, float]]:
         one_row = lambda row: self._encode_v2(row[None])  # noqa: E731
@@ -187,16 +204,21 @@ class Predictor:
     ) -> T:
         """`work(opened)` in a thread. Cancelled before it starts: dropped. Cancelled while
         it runs: it finishes, and `late` (if given) stores what it infers."""
-        job = executor.submit(work, opened)
+        job = executor.submit(self._started, work, opened, time.perf_counter())
         try:
             return await asyncio.wrap_future(job)
         except asyncio.CancelledError:
             if job.cancelled():
-                self._dropped.inc()
+                self.metrics.dropped.inc()
             elif late is not None:
-                self._finished.inc()
+                self.metrics.finished.inc()
                 job.add_done_callback(lambda done: _deliver(done, late))
             raise
+
+    def _started(self, work: Callable[[Image.Image], T], opened: Image.Image, since: float) -> T:
+        """In the worker thread: record how long the job queued, then do it."""
+        self.metrics.queue_seconds.observe(time.perf_counter() - since)
+        return work(opened)
 
     def _late_store(
         self, key: str, encode: Callable[[np.ndarray], bytes]

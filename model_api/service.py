@@ -39,6 +39,7 @@ class ModelService:
             path,
             settings.execution_provider,
             settings.intra_op_threads,  # type: ignore[arg-type]  # set by Settings' validator
+            version_name,
         )
         predictor = Predictor(
             runner,

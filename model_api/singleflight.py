@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from model_api import metrics
 from model_api.cache import Claim, PredictionCache
+from model_api.metrics import ModelMetrics
 
 FIRST_POLL_SECONDS = 0.002
 LONGEST_POLL_SECONDS = 0.05
@@ -50,15 +50,15 @@ Readable = Callable[[bytes], bool]
 
 class SingleFlight:
     def __init__(
-        self, cache: PredictionCache, readable: Readable, lease_ms: int, model: str
+        self, cache: PredictionCache, readable: Readable, lease_ms: int, counters: ModelMetrics
     ) -> None:
         self.cache = cache
         self.readable = readable
         self.lease_ms = lease_ms
         self._token = uuid.uuid4().hex
         self._in_flight: dict[str, asyncio.Future[Outcome]] = {}
-        self._waits_here = metrics.SHARED.labels(model, "process")
-        self._waits_elsewhere = metrics.SHARED.labels(model, "redis")
+        self._waits_here = counters.waits_here
+        self._waits_elsewhere = counters.waits_elsewhere
 
     async def run(self, key: str, compute: Compute) -> Outcome:
         """The prediction for `key`: from the cache, computed here, or shared."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import re
 import socket
 import threading
 import time
@@ -36,6 +35,7 @@ from tests.support.hostile import (
     unique_small_pngs,
 )
 from tests.support.images import encode, samples
+from tests.support.metrics import metric
 from tests.support.services import RunningServices, running_services
 
 pytestmark = pytest.mark.e2e
@@ -69,18 +69,6 @@ def default_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningS
 
 def port_of(url: str) -> int:
     return int(url.rsplit(":", 1)[1])
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    """The sum of a metric's samples whose labels include `labels`."""
-    total = 0.0
-    for line in text.splitlines():
-        match = re.match(rf"^{name}(?:\{{(.*)\}})? (\S+)$", line)
-        if match:
-            have = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1) or ""))
-            if all(have.get(k) == v for k, v in labels.items()):
-                total += float(match.group(2))
-    return total
 
 
 def model_api_metrics(stack: RunningServices) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
 import time
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ import httpx
 import pytest
 
 from tests.support.images import drawn_digit_seven, encode
+from tests.support.metrics import metric as parse_metric
 from tests.support.redis_server import RedisServer, free_port
 from tests.support.services import ServiceProcess, model_api_process
 
@@ -41,15 +41,7 @@ def base_url(service: ServiceProcess) -> str:
 
 def metric(service: ServiceProcess, name: str, **labels: str) -> float:
     """One sample of model_api's /metrics (0 when absent), read on a fresh connection."""
-    text = httpx.get(base_url(service) + "/metrics").text
-    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    pattern = (
-        re.compile(rf"^{name}(?:\{{{re.escape(wanted)}\}})? (\S+)$", re.M)
-        if wanted
-        else (re.compile(rf"^{name} (\S+)$", re.M))
-    )
-    found = pattern.search(text)
-    return float(found.group(1)) if found else 0.0
+    return parse_metric(httpx.get(base_url(service) + "/metrics").text, name, **labels)
 
 
 def worker_pids(service: ServiceProcess) -> set[int]:

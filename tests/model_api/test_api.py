@@ -19,6 +19,7 @@ from model_api.config import Settings
 from model_api.main import create_app
 from model_api.model_config import file_sha256
 from tests.support.images import MODELS_DIR, drawn_digit_seven, encode, samples
+from tests.support.metrics import metric
 from tests.support.redis_server import RedisServer, free_port
 
 
@@ -253,9 +254,9 @@ def test_a_full_batch_queue_is_503_with_retry_after(tmp_path, redis_server: Redi
 
 
 def test_metrics_count_inferences_hits_and_batches(tmp_path, redis_server: RedisServer) -> None:
-    def sample(text: str, name: str) -> float:
-        found = re.search(rf'^{name}\{{model="leukemia"\}} (\S+)$', text, re.M)
-        return float(found.group(1)) if found else 0.0
+    def sample(text: str, name: str, extra: str = "") -> float:
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', extra))
+        return metric(text, name, model="leukemia", version="1", **labels)
 
     models = batching_models(tmp_path, max_batch_size=8, max_queue_delay_ms=200)
     with make_client("leukemia", redis_server.url, models_dir=models) as client:
@@ -263,18 +264,35 @@ def test_metrics_count_inferences_hits_and_batches(tmp_path, redis_server: Redis
         bodies = [encode(drawn_digit_seven(80 + i)) for i in range(4)]
         post_concurrently(client, bodies)
         post_concurrently(client, bodies[:1])  # a hit
+        assert client.post("/v1/models/leukemia/predict", content=b"not an image").is_error
         after = client.get("/metrics")
     assert after.headers["content-type"].startswith("text/plain")
-    for name, moved in [
-        ("mlserve_inferences_total", 4),
-        ("mlserve_cache_hits_total", 1),
-        ("mlserve_cache_misses_total", 4),
-        ("mlserve_batch_size_sum", 4),
+    for name, extra, moved in [
+        ("mlserve_inferences_total", "", 4),
+        ("mlserve_cache_hits_total", "", 1),
+        ("mlserve_cache_misses_total", "", 4),
+        ("mlserve_batch_size_sum", "", 4),
+        ("mlserve_request_success_total", "", 5),
+        ("mlserve_request_failure_total", ',code="unsupported_media_type"', 1),
+        ("mlserve_request_duration_seconds_count", ',cached="false"', 4),
+        ("mlserve_request_duration_seconds_count", ',cached="true"', 1),
+        ("mlserve_queue_duration_seconds_count", "", 8),  # a decoding thread, then a batch
+        ("mlserve_cache_lookup_duration_seconds_count", "", 5),
+        ("mlserve_requests_in_flight", "", 0),
     ]:
-        assert sample(after.text, name) - sample(before, name) == moved, name
+        assert sample(after.text, name, extra) - sample(before, name, extra) == moved, name
+    executions = sample(after.text, "mlserve_executions_total") - sample(
+        before, "mlserve_executions_total"
+    )
+    assert 1 <= executions < 4  # batched
     assert (
         sample(after.text, "mlserve_batch_size_count") - sample(before, "mlserve_batch_size_count")
-        < 4
+        == executions
+    )
+    assert (
+        sample(after.text, "mlserve_compute_duration_seconds_count")
+        - sample(before, "mlserve_compute_duration_seconds_count")
+        == executions
     )
 
 
