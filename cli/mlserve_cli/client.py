@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
+_SERVED_KEYS = ("version", "provider", "labels", "description")
 START_HINT = "is the stack running? ./start_all.sh cli mnist starts it"
 
 
@@ -21,15 +23,17 @@ class GatewayUnreachableError(GatewayError):
 class GatewayClient:
     """One keep-alive connection to the MLServe gateway (`--url`)."""
 
-    def __init__(self, url: str, timeout: float) -> None:
+    def __init__(self, url: str, timeout: float, api_key: str | None = None) -> None:
         self.url = url.rstrip("/")
-        self.http = httpx.Client(base_url=self.url, timeout=timeout)
+        headers = {"x-api-key": api_key} if api_key else None
+        self.http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
 
     def close(self) -> None:
         self.http.close()
 
-    def predict(self, path: Path) -> dict[str, Any]:
-        """Classify one image file; raises `GatewayError` with the reason it failed."""
+    def predict(self, path: Path, model: str | None = None) -> dict[str, Any]:
+        """Classify one image file (with `model`, or the stack's own); raises `GatewayError`
+        with the reason it failed."""
         try:
             image = path.read_bytes()
         except FileNotFoundError as exc:
@@ -43,7 +47,7 @@ class GatewayClient:
         return self._json(
             self._send(
                 "POST",
-                "/predict",
+                f"/v1/models/{quote(model, safe='')}/predict" if model else "/predict",
                 content=image,
                 headers={"content-type": "application/octet-stream"},
             )
@@ -55,8 +59,27 @@ class GatewayClient:
         return response.status_code, _body(response)
 
     def models(self) -> list[dict[str, Any]]:
-        """The models the gateway serves, with versions and labels."""
-        return self._json(self._send("GET", "/v1/models")).get("models", [])
+        """Every model in the stack's repository: its versions and state (the Open Inference
+        Protocol's repository index), with the served ones' version digest, provider and
+        labels."""
+        served = {
+            m["name"]: m for m in self._json(self._send("GET", "/v1/models")).get("models", [])
+        }
+        response = self._send("POST", "/v2/repository/index")
+        index = response.json() if response.status_code == 200 else []
+        models: dict[str, dict[str, Any]] = {}
+        for entry in index if isinstance(index, list) else []:
+            model = models.setdefault(
+                entry["name"], {"name": entry["name"], "versions": [], "state": entry["state"]}
+            )
+            if entry.get("version"):
+                model["versions"].append(entry["version"])
+        for name, metadata in served.items():
+            model = models.setdefault(name, {"name": name, "versions": [], "state": "READY"})
+            model.update({key: metadata.get(key) for key in _SERVED_KEYS})
+        for model in models.values():
+            model["ready"] = model["state"] == "READY"
+        return sorted(models.values(), key=lambda m: m["name"])
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:

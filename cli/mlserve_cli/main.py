@@ -29,19 +29,29 @@ def parser() -> argparse.ArgumentParser:
         help=f"the gateway's address (env MLSERVE_URL; default {DEFAULT_URL})",
     )
     common.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    common.add_argument(
+        "--api-key",
+        default=os.environ.get("MLSERVE_API_KEY"),
+        help="the stack's API key, when it has one (env MLSERVE_API_KEY)",
+    )
     common.add_argument("--json", action="store_true", help="print JSON instead of a table")
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
     predict = commands.add_parser(
         "predict", parents=[common], help="classify image files or every file in folders"
     )
     predict.add_argument("paths", nargs="+", metavar="FILE|DIR")
+    predict.add_argument(
+        "--model", help="the model to ask (one of `mlserve models`; default: the stack's own)"
+    )
     commands.add_parser("health", parents=[common], help="is the stack up, and which model?")
-    commands.add_parser("models", parents=[common], help="the served model(s) and versions")
+    commands.add_parser(
+        "models", parents=[common], help="every model: its versions and whether it is ready"
+    )
     return root
 
 
 def run(args: argparse.Namespace, stdout: Console, stderr: Console) -> int:
-    client = GatewayClient(args.url, args.timeout)
+    client = GatewayClient(args.url, args.timeout, args.api_key)
     try:
         if args.command == "predict":
             return _predict(client, args, stdout, stderr)
@@ -59,7 +69,7 @@ def _predict(
     if not files:
         stderr.print("error: no files to send: the folders are empty", markup=False, soft_wrap=True)
         return EXIT_FAILED
-    results = predict_files(client, files, stderr)
+    results = predict_files(client, files, stderr, args.model)
     if args.json:
         output.print_json(stdout, [result.as_json() for result in results])
     else:

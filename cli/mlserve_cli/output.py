@@ -48,15 +48,16 @@ def summary(results: list[FileResult]) -> str:
 
 def models_table(models: list[dict[str, Any]]) -> Table:
     table = Table(title="Models", title_justify="left")
-    for column in ("name", "version", "provider", "labels", "description"):
+    for column in ("name", "versions", "state", "digest", "provider", "labels"):
         table.add_column(column, overflow="fold")
     for model in models:
         table.add_row(
             escape(model.get("name", "")),
-            escape(model.get("version", "")[:12]),
-            escape(model.get("provider", "")),
-            escape(", ".join(model.get("labels", []))),
-            escape(model.get("description", "")),
+            escape(", ".join(model.get("versions", [])) or "-"),
+            escape(model.get("state", "")),
+            escape((model.get("version") or "-")[:12]),
+            escape(model.get("provider") or "-"),
+            escape(", ".join(model.get("labels") or []) or "-"),
         )
     return table
 

@@ -38,7 +38,9 @@ class FileResult:
         }
 
 
-def predict_files(client: GatewayClient, files: list[Path], stderr: Console) -> list[FileResult]:
+def predict_files(
+    client: GatewayClient, files: list[Path], stderr: Console, model: str | None = None
+) -> list[FileResult]:
     """Results in the order of `files`; stops early only when the gateway is unreachable."""
     results: list[FileResult] = []
     progress = Progress(
@@ -53,15 +55,15 @@ def predict_files(client: GatewayClient, files: list[Path], stderr: Console) -> 
     with progress:
         task = progress.add_task("predicting", total=len(files))
         for path in files:
-            results.append(_predict_one(client, path))
+            results.append(_predict_one(client, path, model))
             progress.advance(task)
     return results
 
 
-def _predict_one(client: GatewayClient, path: Path) -> FileResult:
+def _predict_one(client: GatewayClient, path: Path, model: str | None) -> FileResult:
     started = time.perf_counter()
     try:
-        prediction = client.predict(path)
+        prediction = client.predict(path, model)
     except GatewayUnreachableError:
         raise
     except GatewayError as problem:

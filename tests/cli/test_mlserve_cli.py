@@ -24,6 +24,7 @@ CLI_SOURCE = ROOT / "cli"
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stack = stack_env(tmp_path_factory.mktemp("cli-stack"))
+    stack.env["MLSERVE_MODELS"] = "all"  # leukemia too, beside MODEL_NAME
     started = stack.script("start_all.sh", "cli", "mnist")
     try:
         assert started.returncode == 0, started.stdout + started.stderr
@@ -74,10 +75,25 @@ def test_health_and_models(stack: Stack) -> None:
     assert health["status"] == "healthy" and health["model"] == "mnist"
     models = mlserve("models", "--json", url=stack.url)
     assert models.returncode == 0
-    (model,) = json.loads(models.stdout)
-    assert model["name"] == "mnist" and model["labels"] == [str(d) for d in range(10)]
-    assert model["version"] == health["version"]
-    assert "mnist" in mlserve("models", url=stack.url).stdout
+    leukemia, mnist = json.loads(models.stdout)
+    assert mnist["name"] == "mnist" and mnist["labels"] == [str(d) for d in range(10)]
+    assert mnist["version"] == health["version"]
+    for model in (leukemia, mnist):
+        assert model["versions"] == ["1"] and model["state"] == "READY" and model["ready"]
+    assert leukemia["name"] == "leukemia" and leukemia["labels"] == ["all", "hem"]
+    table = mlserve("models", url=stack.url).stdout
+    assert "mnist" in table and "leukemia" in table and "READY" in table
+
+
+def test_predict_with_another_loaded_model(stack: Stack) -> None:
+    files = {str(path): label for path, label in samples("leukemia")[:3]}
+    result = mlserve("predict", *files, "--model", "leukemia", "--json", url=stack.url)
+    assert result.returncode == 0, result.stderr
+    answers = json.loads(result.stdout)
+    assert {a["file"]: a["label"] for a in answers} == files
+    assert {a["model"] for a in answers} == {"leukemia"}
+    unknown = mlserve("predict", *files, "--model", "resnet50", url=stack.url)
+    assert unknown.returncode == 1 and "not served" in unknown.stdout
 
 
 def test_every_sample_is_classified_and_repeats_come_from_the_cache(

@@ -25,8 +25,9 @@ def chromium() -> Iterator:
         yield browser
 
 
-def start_ui_stack(run_dir: Path, model: str) -> Stack:
+def start_ui_stack(run_dir: Path, model: str, **env: str) -> Stack:
     stack = stack_env(run_dir)
+    stack.env.update(env)
     started = stack.script("start_all.sh", "ui", model)
     if started.returncode != 0:
         stack.script("stop_all.sh")
@@ -36,7 +37,8 @@ def start_ui_stack(run_dir: Path, model: str) -> Stack:
 
 @pytest.fixture(scope="module")
 def mnist_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    stack = start_ui_stack(tmp_path_factory.mktemp("ui-mnist"), "mnist")
+    # leukemia is served too: the page offers a choice of model
+    stack = start_ui_stack(tmp_path_factory.mktemp("ui-mnist"), "mnist", MLSERVE_MODELS="all")
     try:
         yield stack
     finally:
@@ -84,6 +86,21 @@ def test_a_damaged_file_gets_a_friendly_message(
     ui.upload(page, damaged)
     ui.predict(page)
     page.get_by_text("damaged or cut short").wait_for()
+    assert page.get_by_text("Traceback").count() == 0
+    page.close()
+
+
+def test_choosing_another_served_model(chromium, mnist_stack: Stack) -> None:
+    page = ui.open_page(chromium, mnist_stack.url)
+    assert page.get_by_text("Serving model mnist").is_visible()
+    page.get_by_test_id("stSelectbox").click()
+    page.get_by_role("option", name="leukemia").click()
+    page.get_by_text("Serving model leukemia").wait_for()
+    assert page.get_by_role("tab", name="Draw a digit").count() == 0
+    sample, label = samples("leukemia")[1]
+    ui.upload(page, sample)
+    ui.predict(page)
+    page.get_by_text(f"Prediction: {label}", exact=True).wait_for()
     assert page.get_by_text("Traceback").count() == 0
     page.close()
 

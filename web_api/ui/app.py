@@ -33,19 +33,39 @@ def model_client() -> ModelApiClient:
 
 
 @st.cache_data(ttl=30, show_spinner=False)
-def model_metadata() -> dict[str, Any]:
+def model_metadata(model_name: str) -> dict[str, Any]:
     """Cached when it succeeds; a failure is retried on the next rerun."""
-    return model_client().metadata()
+    return model_client().metadata(model_name)
 
 
-def predict_section(image: bytes, button_label: str, key: str, result_area: Any) -> None:
+@st.cache_data(ttl=10, show_spinner=False)
+def served_models() -> list[str]:
+    return model_client().models()
+
+
+def choose_model(default: str) -> str:
+    """The model to ask: a choice in the sidebar when model_api serves several."""
+    try:
+        names = served_models()
+    except UiError:
+        return default  # the header says the service is unreachable
+    if len(names) < 2 or default not in names:
+        return default
+    return st.sidebar.selectbox(
+        "Model", names, index=names.index(default), help="The models model_api serves now."
+    )
+
+
+def predict_section(
+    image: bytes, button_label: str, key: str, result_area: Any, model_name: str
+) -> None:
     """A predict button for `image`; the answer (or a friendly error) goes to `result_area`."""
     if not st.button(button_label, key=key, type="primary"):
         return
     with result_area:
         try:
             with st.spinner("Asking the model..."):
-                outcome = model_client().predict(image)
+                outcome = model_client().predict(image, model_name)
         except UiError as problem:
             log.warning("prediction failed: %s", problem.detail or problem.message)
             view.error(problem)
@@ -66,10 +86,10 @@ def upload_tab(model_name: str) -> None:
     picture, result_area = st.columns([2, 3], gap="large")
     with picture:
         view.image_preview(image, caption=upload.name)
-        predict_section(image, "Predict", key="predict_upload", result_area=result_area)
+        predict_section(image, "Predict", "predict_upload", result_area, model_name)
 
 
-def draw_tab() -> None:
+def draw_tab(model_name: str) -> None:
     canvas, result_area = st.columns([2, 3], gap="large")
     with canvas:
         st.caption("Draw one digit, large and centred, then press **Predict drawing**.")
@@ -88,16 +108,16 @@ def draw_tab() -> None:
         if not image:
             st.info("The canvas is empty: draw a digit first.")
             return
-        predict_section(image, "Predict drawing", key="predict_drawing", result_area=result_area)
+        predict_section(image, "Predict drawing", "predict_drawing", result_area, model_name)
 
 
 def page() -> None:
     settings = get_settings()
-    model_name = settings.model_name
-    st.set_page_config(page_title=f"MLServe · {model_name}", page_icon="🔎", layout="wide")
+    st.set_page_config(page_title=f"MLServe · {settings.model_name}", page_icon="🔎", layout="wide")
+    model_name = choose_model(settings.model_name)
     metadata: dict[str, Any] | None = None
     try:
-        metadata = model_metadata()
+        metadata = model_metadata(model_name)
     except UiError as problem:
         view.model_header(model_name, None)
         view.error(problem)
@@ -110,7 +130,7 @@ def page() -> None:
         with upload:
             upload_tab(model_name)
         with draw:
-            draw_tab()
+            draw_tab(model_name)
     else:
         upload_tab(model_name)
 

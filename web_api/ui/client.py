@@ -59,12 +59,17 @@ class ModelApiClient:
         )
         self.session = requests.Session()
 
-    def metadata(self) -> dict[str, Any]:
-        """The served model's name, version, labels and provider."""
-        return self._call("GET", f"/v1/models/{self.model_name}").json()
+    def models(self) -> list[str]:
+        """The names of the models model_api serves (MODEL_NAME and any MLSERVE_MODELS)."""
+        return sorted(m["name"] for m in self._call("GET", "/v1/models").json()["models"])
 
-    def predict(self, image: bytes) -> PredictOutcome:
-        """Classify one image (app type `ui`, so repeats come from the UI's cache entries)."""
+    def metadata(self, model: str | None = None) -> dict[str, Any]:
+        """A served model's name, version, labels and provider (default: MODEL_NAME)."""
+        return self._call("GET", f"/v1/models/{model or self.model_name}").json()
+
+    def predict(self, image: bytes, model: str | None = None) -> PredictOutcome:
+        """Classify one image with `model` (default: MODEL_NAME); app type `ui`, so repeats
+        come from the UI's cache entries."""
         if not image:
             raise UiError(FRIENDLY_MESSAGES["empty_request"])
         if len(image) > self.max_body_bytes:
@@ -72,7 +77,7 @@ class ModelApiClient:
         started = time.perf_counter()
         response = self._call(
             "POST",
-            f"/v1/models/{self.model_name}/predict",
+            f"/v1/models/{model or self.model_name}/predict",
             params={"app_type": APP_TYPE},
             data=image,
             headers={"content-type": "application/octet-stream"},
