@@ -8,8 +8,7 @@ Retry-After past it instead of taking the machine's memory.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncGenerator
 
 from starlette.requests import ClientDisconnect, Request
 
@@ -31,19 +30,24 @@ class UploadBudget:
         self.limit = limit
         self.held = 0
 
-    @contextmanager
-    def reservation(self) -> Iterator[Reservation]:
-        """Bytes taken within the block are given back when it ends."""
-        reservation = Reservation(self)
-        try:
-            yield reservation
-        finally:
-            self.held -= reservation.bytes
+    def reservation(self) -> Reservation:
+        """`with budget.reservation() as held:` bytes taken within the block are given back
+        when it ends."""
+        return Reservation(self)
 
 
 class Reservation:
+    __slots__ = ("budget", "bytes")
+
     def __init__(self, budget: UploadBudget) -> None:
         self.budget = budget
+        self.bytes = 0
+
+    def __enter__(self) -> Reservation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.budget.held -= self.bytes
         self.bytes = 0
 
     def take(self, count: int) -> None:

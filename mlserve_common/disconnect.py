@@ -2,9 +2,10 @@
 
 uvicorn never cancels a request's task when its client disconnects (or when the gateway,
 giving up with 504, closes its connection to model_api): the work would go on for nobody.
-`unless_disconnected` runs the work in the request's own task while a small watcher waits
-for the ASGI `http.disconnect` message, and cancels the task when it comes. Call it only
-once the body has been read: the watcher reads the request's next message.
+`unless_disconnected` leaves a callback in the request's scope; `GuardedHttpProtocol`
+calls it when the connection is lost before the answer is complete, and it cancels the
+request's task. No task or timer per request: a hit costs a dictionary entry. Under a
+server without that protocol (a TestClient) nothing is cancelled.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from starlette.requests import Request
 from mlserve_common.errors import ClientDisconnectedError
 
 T = TypeVar("T")
+ON_DISCONNECT = "mlserve.on_disconnect"
+"""The scope key of the callback the connection calls when its client is gone."""
 
 
 async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
@@ -26,14 +29,13 @@ async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
     assert task is not None
     gone = False
 
-    async def watch() -> None:
+    def on_disconnect() -> None:
         nonlocal gone
-        while (await request.receive())["type"] != "http.disconnect":
-            pass  # more body after the body: ignored
         gone = True
         task.cancel()
 
-    watcher = asyncio.ensure_future(watch())
+    scope = request.scope
+    scope[ON_DISCONNECT] = on_disconnect
     try:
         return await work
     except asyncio.CancelledError:
@@ -42,4 +44,4 @@ async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
         task.uncancel()
         raise ClientDisconnectedError("the client disconnected before the answer") from None
     finally:
-        watcher.cancel()
+        scope.pop(ON_DISCONNECT, None)

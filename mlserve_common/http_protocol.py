@@ -11,7 +11,9 @@ closed. Its parser errors are plain text. Here:
 - a head not complete `header_timeout_seconds` after its first byte (or after the
   connection opened), or a body not complete `body_timeout_seconds` after its head: 408;
 - every refusal, parser errors included, is the services' JSON error envelope with an
-  `X-Request-ID`, and is logged with its cause.
+  `X-Request-ID`, and is logged with its cause;
+- a connection lost before its answer cancels the request's work where the request asked
+  for it (`mlserve_common.disconnect`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from mlserve_common.disconnect import ON_DISCONNECT
 from mlserve_common.errors import log_throttled
 from mlserve_common.http_limits import HttpLimits
 from mlserve_common.observability import REQUEST_ID_HEADER, new_request_id
@@ -53,9 +56,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             GuardedHttpProtocol.limits = HttpLimits.exported()
         self._limits: HttpLimits = GuardedHttpProtocol.limits
         self._head_bytes: int | None = 0  # bytes of the head read so far; None: in the body
-        self._header_count = 0
         self._heads_done = 0
-        self._deadline: asyncio.TimerHandle | None = None
+        self._deadline: tuple[float, float, str] | None = None  # (when, seconds, what)
         self._refused = False
 
     # connection
@@ -65,18 +67,29 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._client_gone()
         super().connection_lost(exc)
+
+    def _client_gone(self) -> None:
+        """The answer will reach nobody: cancel the work the request asked to be cancelled
+        (see `mlserve_common.disconnect`)."""
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            on_disconnect = cycle.scope.get(ON_DISCONNECT)
+            if on_disconnect is not None:
+                on_disconnect()
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
-        if self._head_bytes is not None:
-            if self._head_bytes == 0 and self._deadline is None:
+        head_bytes = self._head_bytes
+        if head_bytes is not None:
+            if head_bytes == 0 and self._deadline is None:
                 self._arm(self._limits.header_timeout_seconds, "its request head")
-            room = self._limits.max_head_bytes - self._head_bytes
+            room = self._limits.max_head_bytes - head_bytes
             if len(data) > room:
                 # Parse only what fits: if the head ends within it, the rest is body.
-                self._head_bytes += room
+                self._head_bytes = head_bytes + room
                 heads_done = self._heads_done
                 if not self._feed(data[:room]):
                     return
@@ -89,7 +102,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                     return
                 data = data[room:]
             else:
-                self._head_bytes += len(data)
+                self._head_bytes = head_bytes + len(data)
         self._feed(data)
 
     def _feed(self, data: bytes) -> bool:
@@ -114,40 +127,31 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             return False
         return True
 
-    # parser callbacks
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._header_count = 0
-
-    def on_url(self, url: bytes) -> None:
-        if len(self.url) + len(url) > self._limits.max_request_line_bytes:
+    # parser callbacks (the limits are checked once per head, not once per header: the
+    # head's size bounds how many headers and how long a target can arrive before that)
+    def on_headers_complete(self) -> None:
+        limits = self._limits
+        if len(self.url) > limits.max_request_line_bytes:
             raise _Refused(
                 414,
                 "uri_too_long",
-                f"the request target exceeds {self._limits.max_request_line_bytes:,} bytes",
+                f"the request target exceeds {limits.max_request_line_bytes:,} bytes",
             )
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_count += 1
-        if self._header_count > self._limits.max_headers:
+        if len(self.headers) > limits.max_headers:
             raise _Refused(
                 431,
                 "too_many_headers",
-                f"the request has more than {self._limits.max_headers} header fields",
+                f"the request has more than {limits.max_headers} header fields",
             )
-        super().on_header(name, value)
-
-    def on_headers_complete(self) -> None:
         self._head_bytes = None
         self._heads_done += 1
-        self._arm(self._limits.body_timeout_seconds, "its request body")
-        super().on_headers_complete()
+        self._arm(limits.body_timeout_seconds, "its request body")
+        HttpToolsProtocol.on_headers_complete(self)
 
     def on_message_complete(self) -> None:
-        self._disarm()
+        self._deadline = None
         self._head_bytes = 0  # the next bytes start the next request's head
-        super().on_message_complete()
+        HttpToolsProtocol.on_message_complete(self)
 
     # refusals
     def send_400_response(self, msg: str) -> None:  # uvicorn's plain-text parser error
@@ -178,6 +182,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             if not cycle.response_complete:
                 cycle.disconnected = True  # the app's receive() sees the client gone
                 cycle.message_event.set()
+                self._client_gone()
         if can_answer:
             body = json.dumps({"error": message, "code": code, "request_id": request_id})
             head = (
@@ -197,15 +202,16 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def _peer(self) -> str:
         return f"{self.client[0]}:{self.client[1]}" if self.client else "client"
 
-    # deadlines
+    # deadlines: a timestamp per connection, checked by one sweep per process and
+    # `SWEEP_SECONDS` (a timer per request cost as much as the rest of a cache hit's parsing)
     def _arm(self, seconds: float, what: str) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(seconds, self._too_slow, seconds, what)
+        self._deadline = (self.loop.time() + seconds, seconds, what)
+        if self.loop not in _sweeping:
+            _sweeping.add(self.loop)
+            self.loop.call_later(SWEEP_SECONDS, _sweep, self.loop, self.connections)
 
     def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+        self._deadline = None
 
     def _too_slow(self, seconds: float, what: str) -> None:
         self._deadline = None
@@ -218,3 +224,17 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.transport.close()
             return
         self._refuse(408, "request_timeout", f"the client did not send {what} within {seconds:g} s")
+
+
+SWEEP_SECONDS = 0.5
+_sweeping: set[asyncio.AbstractEventLoop] = set()
+
+
+def _sweep(loop: asyncio.AbstractEventLoop, connections: set) -> None:
+    """Time out every connection past its deadline, then look again in `SWEEP_SECONDS`."""
+    now = loop.time()
+    for connection in list(connections):
+        deadline = getattr(connection, "_deadline", None)
+        if deadline is not None and now >= deadline[0]:
+            connection._too_slow(deadline[1], deadline[2])
+    loop.call_later(SWEEP_SECONDS, _sweep, loop, connections)

@@ -82,7 +82,6 @@ class Settings(HttpLimitSettings):
             self.intra_op_threads = cores.threads_per_worker(self.workers)
         return self
 
-
     def models_to_load(self) -> list[str]:
         """`model_name` first, then the others `models` names (all folders for `all`)."""
         from model_api.model_config import available_models

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from mlserve_common.body import UploadBudget
 from mlserve_common.errors import install_error_handlers
 from mlserve_common.hot_path import HotPath
-from mlserve_common.observability import RequestIdMiddleware
+from mlserve_common.observability import NO_TELEMETRY, RequestIdMiddleware
 from mlserve_common.server import init_worker
 from model_api import v2_routes
 from model_api.cache import PredictionCache
@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Serves one ONNX model; answers repeated images from a Redis cache.",
         lifespan=lifespan,
+        telemetry=NO_TELEMETRY,
     )
     app.state.model_name = settings.model_name
     app.state.repository = None

@@ -15,9 +15,8 @@ dropped; an inference already running finishes and its answer still goes to the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
@@ -90,9 +89,13 @@ class Predictor:
     async def predict(self, image: bytes, app_type: str) -> bytes:
         """The model's answer for these exact bytes, from the cache when it has it."""
         key = cache_key(app_type, self.runner.config.name, self.runner.version, image)
-        with self._counted() as start:
+        start = self._begin()
+        try:
             outcome = await self.flight.run(key, lambda: self._compute(key, image))
-            total_ms = self._observe(outcome, start)
+        except BaseException as exc:
+            self._failed(exc)
+            raise
+        total_ms = self._succeeded(outcome, start)
         timings = {**outcome.timings, "total_ms": total_ms}
         return answers.answer(outcome.prediction, outcome.from_cache, app_type, timings)
 
@@ -106,30 +109,34 @@ class Predictor:
             compute = lambda: self._v2_images(key, images)  # noqa: E731
         else:
             compute = lambda: self._v2_tensor(tensor)  # noqa: E731
-        with self._counted() as start:
+        start = self._begin()
+        try:
             outcome = await self.v2_flight.run(key, compute)
-            self._observe(outcome, start)
+        except BaseException as exc:
+            self._failed(exc)
+            raise
+        self._succeeded(outcome, start)
         return answers.v2_rows(outcome.prediction), outcome.from_cache
 
-    @contextlib.contextmanager
-    def _counted(self) -> Iterator[float]:
-        """Requests in flight, and each one's success or failure (by error code)."""
+    # requests in flight, and each one's success or failure (by error code)
+    def _begin(self) -> float:
         self.metrics.in_flight.inc()
-        try:
-            yield time.perf_counter()
-        except MLServeError as exc:
-            self.metrics.failure(exc.code).inc()
-            raise
-        except asyncio.CancelledError:
-            self.metrics.failure("client_disconnected").inc()
-            raise
-        except Exception:
-            self.metrics.failure("internal_error").inc()
-            raise
+        return time.perf_counter()
+
+    def _failed(self, exc: BaseException) -> None:
+        self.metrics.in_flight.dec()
+        if isinstance(exc, MLServeError):
+            code = exc.code
+        elif isinstance(exc, asyncio.CancelledError):
+            code = "client_disconnected"
         else:
-            self.metrics.successes.inc()
-        finally:
-            self.metrics.in_flight.dec()
+            code = "internal_error"
+        self.metrics.failure(code).inc()
+
+    def _succeeded(self, outcome: Outcome, start: float) -> float:
+        self.metrics.in_flight.dec()
+        self.metrics.successes.inc()
+        return self._observe(outcome, start)
 
     def _observe(self, outcome: Outcome, start: float) -> float:
         """Count a hit or a miss and time it; the total in milliseconds."""

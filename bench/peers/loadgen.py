@@ -59,11 +59,20 @@ def wrk_version() -> str:
     return output.split(" [")[0].strip()
 
 
-def run_wrk(url: str, images: Slice, clients: int, seconds: int, threads: int = 1) -> dict:
-    """`clients` keep-alive connections post images back to back for `seconds`."""
+def run_wrk(
+    url: str,
+    images: Slice,
+    clients: int,
+    seconds: int,
+    threads: int = 1,
+    body: str = "multipart",
+) -> dict:
+    """`clients` keep-alive connections post images back to back for `seconds`, each as a
+    multipart upload or (`body="v2"`) an Open Inference Protocol binary request."""
     threads = max(1, min(threads, clients))
     env = {
         **os.environ,
+        "BODY_FORMAT": body,
         "PACK_PATH": str(images.pack.path),
         "PACK_OFFSET": str(int(images.pack.offsets[images.first])),
         "PACK_COUNT": str(images.count),

@@ -18,6 +18,7 @@ RATIOS = [
     ("cache hits / constant-JSON floor 2 workers", "mlserve-hits", ("floor-2w",), 0.4),
     ("cache hits / full stack unique", "mlserve-hits", ("mlserve-unique",), 3.0),
     ("leukemia batching on / off, 64 clients", "leukemia-on-64", ("leukemia-off-64",), 1.3),
+    ("V2 infer (binary BYTES) / full stack unique", "mlserve-v2-unique", ("mlserve-unique",), 0.9),
 ]
 # (what, minuend, subtrahend, at most)
 DIFFERENCES = [("leukemia p50 at 1 client, on - off (ms)", "leukemia-on-1", "leukemia-off-1", 1.0)]

@@ -76,10 +76,10 @@ class Runner:
         clients = m.clients or s.concurrency
         url = server.base_url(m.service) + m.path
         warm, measured = self._slices(m)
-        warmup = run_wrk(url, warm, clients, s.warmup, s.wrk_threads)
+        warmup = run_wrk(url, warm, clients, s.warmup, s.wrk_threads, m.body)
         pids = [p["pid"] for group in server.memory().values() for p in group]
         before = cpu_seconds(pids)
-        figures = run_wrk(url, measured, clients, s.duration, s.wrk_threads)
+        figures = run_wrk(url, measured, clients, s.duration, s.wrk_threads, m.body)
         after = cpu_seconds(pids)
         repeated = m.images == "unique" and warmup["wrapped"] + figures["wrapped"] > 0
         record = {

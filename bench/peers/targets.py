@@ -48,6 +48,8 @@ class Measurement:
     path: str = "/predict"
     clients: int | None = None
     """None: the run's --concurrency."""
+    body: str = "multipart"
+    """`multipart` (a file upload) or `v2` (Open Inference Protocol, binary BYTES input)."""
     cap: int = MNIST_CAP
 
 
@@ -184,6 +186,13 @@ def all_targets() -> list[Target]:
             (
                 Measurement("mlserve-unique", "MLServe full stack, unique images", "unique"),
                 Measurement("mlserve-hits", "MLServe full stack, cache hits", "same"),
+                Measurement(
+                    "mlserve-v2-unique",
+                    "MLServe full stack, V2 infer (binary BYTES), unique images",
+                    "unique",
+                    path="/v2/models/mnist/infer",
+                    body="v2",
+                ),
                 Measurement(
                     "model-api-unique",
                     "model_api direct, unique images",

@@ -5,6 +5,10 @@
 --   PACK_OFFSET  byte offset of the slice's first PNG
 --   PACK_COUNT   PNGs in the slice (1: the same image every time)
 --   WRK_THREADS  wrk's -t, so each thread keeps every n-th PNG of the slice
+--   BODY_FORMAT  `multipart` (default) or `v2`: an Open Inference Protocol request with
+--                Triton's binary extension, the PNG as a BYTES input named `image`, the
+--                body tritonclient's InferenceServerClient.infer sends (bench/peers/v2.py
+--                checks the two byte for byte)
 -- A thread that has sent its whole share starts again from its first PNG and counts a wrap:
 -- for a cache that is a hit, so the caller sizes slices to never wrap and checks `wrapped`.
 -- done() prints one JSON line, prefixed "WRK_JSON ", for bench/peers/loadgen.py.
@@ -46,8 +50,29 @@ function init(args)
   end
   fh:close()
   cursor, sent, wrapped, bad = 0, 0, 0, 0
+  v2 = os.getenv("BODY_FORMAT") == "v2"
   wrk.method = "POST"
-  wrk.headers["Content-Type"] = "multipart/form-data; boundary=" .. BOUNDARY
+  if v2 then
+    wrk.headers["Content-Type"] = "application/octet-stream"
+  else
+    wrk.headers["Content-Type"] = "multipart/form-data; boundary=" .. BOUNDARY
+  end
+end
+
+local function u32le(n)
+  return string.char(n % 256, math.floor(n / 256) % 256, math.floor(n / 65536) % 256,
+    math.floor(n / 16777216) % 256)
+end
+
+-- The JSON header tritonclient writes for one BYTES input and one binary output, around
+-- the input's size (tests/model_api/test_v2_codec.py compares it with tritonclient's).
+local V2_HEAD = '{"inputs":[{"name":"image","shape":[1],"datatype":"BYTES","parameters":{"binary_data_size":'
+local V2_TAIL = '}}],"outputs":[{"name":"probabilities","parameters":{"binary_data":true}}]}'
+
+function v2_request(png)
+  local header = V2_HEAD .. (#png + 4) .. V2_TAIL
+  local headers = {["Inference-Header-Content-Length"] = tostring(#header)}
+  return wrk.format(nil, nil, headers, header .. u32le(#png) .. png)
 end
 
 function request()
@@ -57,6 +82,9 @@ function request()
     wrapped = wrapped + 1
   end
   sent = sent + 1
+  if v2 then
+    return v2_request(images[cursor])
+  end
   return wrk.format(nil, nil, nil, PREFIX .. images[cursor] .. SUFFIX)
 end
 

@@ -199,3 +199,22 @@ def test_the_v2_cache_key_tells_every_part_apart() -> None:
     keys = {v2_cache_key(*base)} | {v2_cache_key(*v) for v in variants}
     assert len(keys) == len(variants) + 1
     assert v2_cache_key(*base) == v2_cache_key(*base)
+
+
+def test_the_benchmark_sends_what_tritonclient_sends() -> None:
+    """bench/peers/wrk.lua builds V2 requests by hand; they must be tritonclient's bytes."""
+    import re
+    from pathlib import Path
+
+    import tritonclient.http as triton
+
+    lua = (Path(__file__).resolve().parents[2] / "bench" / "peers" / "wrk.lua").read_text()
+    head = re.search(r"^local V2_HEAD = '(.*)'$", lua, re.M).group(1)
+    tail = re.search(r"^local V2_TAIL = '(.*)'$", lua, re.M).group(1)
+    png = b"\x89PNG\r\n\x1a\n some image bytes"
+    image = triton.InferInput("image", [1], "BYTES")
+    image.set_data_from_numpy(np.array([png], dtype=np.object_))
+    output = triton.InferRequestedOutput("probabilities", binary_data=True)
+    body, header_length = triton.InferenceServerClient.generate_request_body([image], [output])
+    ours = f"{head}{len(png) + 4}{tail}".encode() + struct.pack("<I", len(png)) + png
+    assert ours == body and header_length == len(ours) - len(png) - 4

@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from mlserve_common.body import UploadBudget
 from mlserve_common.errors import install_error_handlers
 from mlserve_common.hot_path import HotPath
-from mlserve_common.observability import RequestIdMiddleware
+from mlserve_common.observability import NO_TELEMETRY, RequestIdMiddleware
 from mlserve_common.server import init_worker
 from web_api.cli.model_client import ModelApiClient
 from web_api.cli.routes import HOT_ROUTES, protected, router
@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary=f"Post an image, get the {settings.model_name} model's prediction.",
         lifespan=lifespan,
+        telemetry=NO_TELEMETRY,
     )
     app.state.settings = settings
     app.state.upload_budget = UploadBudget(settings.max_inflight_body_bytes)
