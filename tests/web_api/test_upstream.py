@@ -126,3 +126,69 @@ async def test_chunked_answers_and_header_injection() -> None:
             await client.request("GET", "/c", headers={"x-request-id": "a\r\nInjected: 1"})
         await client.close()
     assert (answer.status, answer.body, answer.content_type) == (200, b"abcde", "text/plain")
+
+
+async def replicas(*hosts: str) -> tuple[list[asyncio.Server], int, dict[str, int]]:
+    """One server per loopback address, all on the same port (as replicas of a service are),
+    counting the requests each answers."""
+    counts = {host: 0 for host in hosts}
+
+    def handler_for(host: str):
+        async def handle(reader, writer) -> None:
+            try:
+                while True:
+                    await read_request(reader)
+                    counts[host] += 1
+                    writer.write(OK)
+                    await writer.drain()
+            except (asyncio.IncompleteReadError, ConnectionError):
+                writer.close()
+
+        return handle
+
+    first = await asyncio.start_server(handler_for(hosts[0]), hosts[0], 0)
+    port = first.sockets[0].getsockname()[1]
+    others = [await asyncio.start_server(handler_for(h), h, port) for h in hosts[1:]]
+    return [first, *others], port, counts
+
+
+async def test_requests_are_spread_over_every_replica_and_skip_one_that_is_gone() -> None:
+    servers, port, counts = await replicas("127.0.0.2", "127.0.0.3", "127.0.0.4")
+    addresses = [("127.0.0.2", port), ("127.0.0.3", port)]
+
+    async def resolver() -> list[tuple[str, int]]:
+        return list(addresses)
+
+    pool = UpstreamPool(
+        f"http://model_api:{port}",
+        limit=8,
+        connect_timeout=1,
+        pool_timeout=1,
+        idle_seconds=30,
+        resolve_seconds=0.2,
+        resolver=resolver,
+    )
+    for _ in range(20):
+        assert (await pool.request("POST", "/p", {}, b"x")).status == 200
+    assert counts == {"127.0.0.2": 10, "127.0.0.3": 10, "127.0.0.4": 0}
+
+    addresses.append(("127.0.0.4", port))  # a replica joins: found at the next lookup
+    await asyncio.sleep(0.3)
+    for _ in range(30):
+        assert (await pool.request("POST", "/p", {}, b"x")).status == 200
+    assert counts["127.0.0.4"] == 10
+
+    servers[0].close()  # a replica dies: its idle connections break, new ones are refused
+    await servers[0].wait_closed()
+    for idle in pool._idle.get(("127.0.0.2", port), []):
+        idle.close()
+    before = dict(counts)
+    statuses = [(await pool.request("POST", "/p", {}, b"x")).status for _ in range(30)]
+    assert statuses == [200] * 30  # none failed: each went to a live replica instead
+    assert counts["127.0.0.2"] == before["127.0.0.2"]
+    assert (
+        counts["127.0.0.3"] + counts["127.0.0.4"] == before["127.0.0.3"] + before["127.0.0.4"] + 30
+    )
+    await pool.close()
+    for server in servers[1:]:
+        server.close()

@@ -8,6 +8,11 @@ bodies in memory, Content-Length or chunked answers.
 
 - A bounded pool: waiting for a free connection is not a failure (`pool_timeout` bounds it),
   and a connect that fails or times out is told apart from it.
+- Every replica gets its share: the host name is resolved (again every `resolve_seconds`,
+  and at once after a failed connect) to all its addresses, as Docker's DNS round-robin
+  (`endpoint_mode: dnsrr`) or a Kubernetes headless Service give them, and requests take
+  the addresses in turn, each with its own keep-alive connections. An address that refuses
+  a connection is skipped for `DOWN_SECONDS` and the request goes to the next one.
 - Idle connections are dropped after `idle_seconds`, shorter than model_api's keep-alive,
   so the server never closes one under a request. If a reused connection fails before any
   byte of an answer came back anyway, the request is sent once more on a fresh one
@@ -17,11 +22,18 @@ bodies in memory, Content-Length or chunked answers.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httptools
+
+Address = tuple[str, int]
+Resolver = Callable[[], Awaitable[list[Address]]]
+DOWN_SECONDS = 2.0
+"""How long an address that refused a connection is left out (unless it is the only one)."""
 
 SMALL_BODY_BYTES = 64 * 1024
 """Bodies up to this size go out in one write with the head (one system call)."""
@@ -54,6 +66,7 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.answered_bytes = False
         self.idle_since = time.monotonic()
+        self.address: Address | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._future: asyncio.Future[Answer] | None = None
         self._headers: dict[bytes, bytes] = {}
@@ -131,7 +144,10 @@ class UpstreamPool:
         connect_timeout: float,
         pool_timeout: float,
         idle_seconds: float,
+        resolve_seconds: float = 2.0,
+        resolver: Resolver | None = None,
     ) -> None:
+        """`resolver` (for tests) replaces the name lookup: the addresses to spread over."""
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"upstream URL must be http(s)://host[:port], not {base_url!r}")
@@ -142,8 +158,14 @@ class UpstreamPool:
         self.connect_timeout = connect_timeout
         self.pool_timeout = pool_timeout
         self.idle_seconds = idle_seconds
+        self.resolve_seconds = resolve_seconds
+        self._resolver = resolver or self._look_up
         self._slots = asyncio.Semaphore(limit)
-        self._idle: list[_Connection] = []
+        self._idle: dict[Address, list[_Connection]] = {}
+        self._addresses: list[Address] = []
+        self._resolved_at = float("-inf")
+        self._down_until: dict[Address, float] = {}
+        self._turn = 0
 
     async def request(
         self,
@@ -168,9 +190,18 @@ class UpstreamPool:
             self._slots.release()
 
     async def _send(self, data: tuple[bytes, ...]) -> Answer:
-        connection = self._take_idle()
+        address, others = await self._pick()
+        connection = self._take_idle(address)
         if connection is None:
-            return await self._send_on(await self._connect(), data)
+            try:
+                connection = await self._connect(address)
+            except UpstreamConnectError:
+                if not others:
+                    raise
+                # That replica is gone (or not up yet): the request goes to the next one.
+                address = others[0]
+                connection = self._take_idle(address) or await self._connect(address)
+            return await self._send_on(connection, data)
         try:
             return await self._send_on(connection, data)
         except UpstreamDisconnected:
@@ -178,7 +209,37 @@ class UpstreamPool:
                 raise
             # A kept-alive connection the server had just closed: the request never reached
             # it, so it goes once more on a fresh connection.
-            return await self._send_on(await self._connect(), data)
+            return await self._send_on(await self._connect(address), data)
+
+    async def _pick(self) -> tuple[Address, list[Address]]:
+        """The next address in turn, and the other live ones to fall back on."""
+        now = time.monotonic()
+        if now - self._resolved_at > self.resolve_seconds or not self._addresses:
+            await self._resolve(now)
+        live = [a for a in self._addresses if self._down_until.get(a, 0.0) <= now]
+        live = live or self._addresses
+        self._turn += 1
+        index = self._turn % len(live)
+        return live[index], live[index + 1 :] + live[:index]
+
+    async def _resolve(self, now: float) -> None:
+        try:
+            addresses = await self._resolver()
+        except OSError as exc:
+            if not self._addresses:
+                raise UpstreamConnectError(f"cannot resolve {self.host}: {exc}") from exc
+            return  # keep the last known addresses
+        self._addresses = addresses or self._addresses
+        self._resolved_at = now
+        for gone in set(self._idle) - set(self._addresses):  # a replica that left
+            for connection in self._idle.pop(gone):
+                connection.close()
+
+    async def _look_up(self) -> list[Address]:
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            self.host, self.port, type=socket.SOCK_STREAM
+        )
+        return sorted({(info[4][0], info[4][1]) for info in infos})
 
     async def _send_on(self, connection: _Connection, data: tuple[bytes, ...]) -> Answer:
         try:
@@ -190,30 +251,46 @@ class UpstreamPool:
         return answer
 
     def _keep(self, connection: _Connection) -> None:
-        if connection.reusable:
-            self._idle.append(connection)
+        if connection.reusable and connection.address in self._idle:
+            self._idle[connection.address].append(connection)
+        elif connection.reusable and connection.address in self._addresses:
+            self._idle[connection.address] = [connection]
+        else:
+            connection.close()
 
-    def _take_idle(self) -> _Connection | None:
+    def _take_idle(self, address: Address) -> _Connection | None:
         now = time.monotonic()
-        while self._idle:
-            connection = self._idle.pop()  # the most recently used: the least likely stale
+        idle = self._idle.get(address)
+        while idle:
+            connection = idle.pop()  # the most recently used: the least likely stale
             if connection.reusable and now - connection.idle_since < self.idle_seconds:
                 return connection
             connection.close()
         return None
 
-    async def _connect(self) -> _Connection:
+    async def _connect(self, address: Address) -> _Connection:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.connect_timeout):
                 _, connection = await loop.create_connection(
-                    _Connection, self.host, self.port, ssl=self.tls or None
+                    _Connection,
+                    address[0],
+                    address[1],
+                    ssl=self.tls or None,
+                    server_hostname=self.host if self.tls else None,
                 )
         except TimeoutError as exc:
+            self._mark_down(address)
             raise UpstreamConnectError("connecting to upstream timed out") from exc
         except OSError as exc:
+            self._mark_down(address)
             raise UpstreamConnectError(f"cannot connect to upstream: {exc.strerror}") from exc
+        connection.address = address
         return connection
+
+    def _mark_down(self, address: Address) -> None:
+        self._down_until[address] = time.monotonic() + DOWN_SECONDS
+        self._resolved_at = float("-inf")  # look the name up again on the next request
 
     def _encode(
         self, method: str, target: str, headers: dict[str, str], body: bytes
@@ -230,6 +307,7 @@ class UpstreamPool:
         return (head + body,) if len(body) <= SMALL_BODY_BYTES else (head, body)
 
     async def close(self) -> None:
-        for connection in self._idle:
-            connection.close()
+        for idle in self._idle.values():
+            for connection in idle:
+                connection.close()
         self._idle.clear()
