@@ -44,7 +44,10 @@ class UpstreamConnectError(ConnectionError):
 
 
 class UpstreamDisconnected(ConnectionError):
-    """The connection closed or broke before the whole answer came back."""
+    """The connection closed or broke before the whole answer came back; `answered`: some
+    of the answer had arrived (the request reached the server)."""
+
+    answered = False
 
 
 class PoolExhausted(TimeoutError):
@@ -120,6 +123,9 @@ class _Connection(asyncio.Protocol):
             self.transport.write(part)
         try:
             return await self._future
+        except UpstreamDisconnected as exc:
+            exc.answered = self.answered_bytes
+            raise
         finally:
             self._future = None
             self.idle_since = time.monotonic()
@@ -191,25 +197,34 @@ class UpstreamPool:
 
     async def _send(self, data: tuple[bytes, ...]) -> Answer:
         address, others = await self._pick()
-        connection = self._take_idle(address)
-        if connection is None:
-            try:
-                connection = await self._connect(address)
-            except UpstreamConnectError:
-                if not others:
-                    raise
-                # That replica is gone (or not up yet): the request goes to the next one.
-                address = others[0]
-                connection = self._take_idle(address) or await self._connect(address)
-            return await self._send_on(connection, data)
         try:
-            return await self._send_on(connection, data)
-        except UpstreamDisconnected:
-            if connection.answered_bytes:
+            return await self._attempt(address, data)
+        except UpstreamDisconnected as exc:
+            if exc.answered or not others:
                 raise
-            # A kept-alive connection the server had just closed: the request never reached
-            # it, so it goes once more on a fresh connection.
-            return await self._send_on(await self._connect(address), data)
+            failed = exc
+        except UpstreamConnectError as exc:
+            if not others:
+                raise
+            failed = exc
+        # That replica is gone (refused, or dropped the request before any byte of an
+        # answer): everything the gateway forwards is idempotent, so the next one gets it.
+        try:
+            return await self._attempt(others[0], data)
+        except (UpstreamConnectError, UpstreamDisconnected):
+            raise failed from None
+
+    async def _attempt(self, address: Address, data: tuple[bytes, ...]) -> Answer:
+        connection = self._take_idle(address)
+        if connection is not None:
+            try:
+                return await self._send_on(connection, data)
+            except UpstreamDisconnected as exc:
+                if exc.answered:
+                    raise
+                # A kept-alive connection the server had just closed: the request never
+                # reached it, so it goes once more on a fresh connection.
+        return await self._send_on(await self._connect(address), data)
 
     async def _pick(self) -> tuple[Address, list[Address]]:
         """The next address in turn, and the other live ones to fall back on."""
