@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The real-engine Docker test: a private dockerd, local stand-ins for the base images, wheels
 # served on loopback, then the docker-marked tests (build_all.sh, start_all.sh cli mnist,
-# predictions, cache, isolation, db_api restart, stop_all.sh). Everything it made is removed
+# predictions, cache, isolation, db_api restart, stop_all.sh; then the Swarm stack with 3
+# model_api replicas through a kill, a rolling update and scaling). Everything it made is removed
 # at the end, even on failure; only the base-image tarball and the wheels stay cached.
 # usage: scripts/test_docker.sh [PYTEST_ARGS...]
 set -euo pipefail

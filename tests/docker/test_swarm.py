@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -235,3 +237,48 @@ def test_no_request_fails_through_a_kill_a_rolling_update_and_scaling(swarm: Non
     for event, figures in report.items():
         assert figures["sent"] > 0, event
         assert figures["failed"] == 0, (event, figures)
+
+
+def unique_rps(seconds: int = 10) -> float:
+    """wrk, 16 connections, a new image every request (all misses), for `seconds`."""
+    done = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            "-c16",
+            f"-d{seconds}s",
+            "-s",
+            str(ROOT / "deploy/swarm/wrk_unique.lua"),
+            URL,
+        ],
+        env={**os.environ, "IMAGE": str(SAMPLE_DIR / sorted(LABELS)[0])},
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    )
+    assert "Non-2xx" not in done.stdout and "Socket errors" not in done.stdout, done.stdout
+    return float(done.stdout.split("Requests/sec:")[1].split()[0])
+
+
+@pytest.mark.skipif(not shutil.which("wrk"), reason="wrk measures the throughput")
+def test_throughput_with_three_replicas_and_with_one_is_reported(swarm: None) -> None:
+    """Interleaved rounds at 3 and 1 replicas; figures and their ratio to the report (a
+    measurement, not a pass mark: on 2 cores the replicas share the same CPUs)."""
+    figures: dict[int, list[float]] = {REPLICAS: [], 1: []}
+    for count in (REPLICAS, 1, REPLICAS, 1):
+        scaled = docker("service", "scale", "--detach=false", f"{SERVICE}={count}")
+        assert scaled.returncode == 0, scaled.stdout + scaled.stderr
+        wait_for(lambda c=count: healthy_replicas() == c, f"{count} healthy replicas")
+        unique_rps(3)  # warm-up: connections opened, new replicas' first requests served
+        figures[count].append(unique_rps())
+    docker("service", "scale", "--detach=false", f"{SERVICE}={REPLICAS}")
+    ratio = [three / one for three, one in zip(figures[REPLICAS], figures[1], strict=True)]
+    result = {"req_per_s": {str(k): v for k, v in figures.items()}, "ratio_3_to_1": ratio}
+    print("\nunique images, 16 connections:", json.dumps(result))
+    out = os.environ.get("MLSERVE_SWARM_REPORT")
+    if out:
+        report = json.loads(Path(out).read_text()) if os.path.exists(out) else {}
+        with open(out, "w") as fh:
+            json.dump({**report, "throughput": result}, fh, indent=2)
+    assert all(v > 0 for v in figures[REPLICAS] + figures[1])
