@@ -107,7 +107,10 @@ def swarm() -> Iterator[None]:
         "REDIS_PASSWORD": secrets.token_hex(16),
         "MLSERVE_MODELS_HOST_DIR": str(ROOT / "models"),
         "MLSERVE_WEB_PORT": str(PORT),
-        "MLSERVE_WORKERS": "1",  # 3 replicas and the gateway share this machine's cores
+        # 3 replicas and the gateway share this machine's 2 cores: one process each, and
+        # one ONNX Runtime thread per session
+        "MLSERVE_WORKERS": "1",
+        "MLSERVE_INTRA_OP_THREADS": "1",
     }
     try:
         deploy = docker("stack", "deploy", "-c", "deploy/swarm/stack.yml", STACK, env=env)
