@@ -18,6 +18,7 @@ import fcntl
 import json
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from mlserve_common.server import SHARED_DIR_ENV
@@ -174,16 +175,12 @@ class ModelRepository:
 
     # the shared list
     def _change_wanted(self, add: str | None = None, remove: str | None = None) -> None:
-        if self._file is None:
-            wanted = self._wanted
-        else:
-            lock = self._file.with_suffix(".lock").open("a")
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if self._file is not None:
-                wanted = self._read_wanted() or list(self._wanted)
+        """Add or remove a model in the list every worker follows (read, changed and
+        written under a file lock, so two workers changing it at once lose nothing)."""
+        with self._shared_lock():
+            wanted = self._read_wanted() or list(self._wanted)
             if add and add not in wanted:
-                wanted = [*wanted, add]
+                wanted.append(add)
             if remove:
                 wanted = [n for n in wanted if n != remove]
             self._wanted = wanted
@@ -192,10 +189,18 @@ class ModelRepository:
                 temporary.write_text(json.dumps({"models": wanted}))
                 os.replace(temporary, self._file)
                 self._seen_mtime = self._file.stat().st_mtime_ns
-        finally:
-            if self._file is not None:
+
+    @contextlib.contextmanager
+    def _shared_lock(self) -> Iterator[None]:
+        if self._file is None:  # one process: nothing to share
+            yield
+            return
+        with self._file.with_suffix(".lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
-                lock.close()
 
     def _read_wanted(self) -> list[str] | None:
         if self._file is None or not self._file.is_file():
