@@ -110,9 +110,6 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
-        except _Refused as refusal:  # not wrapped when raised outside a callback
-            self._refuse(refusal.status, refusal.code, refusal.message)
-            return False
         except httptools.HttpParserUpgrade:
             if self._should_upgrade():
                 self.handle_websocket_upgrade()
@@ -154,9 +151,6 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         HttpToolsProtocol.on_message_complete(self)
 
     # refusals
-    def send_400_response(self, msg: str) -> None:  # uvicorn's plain-text parser error
-        self._refuse(400, "invalid_http", msg)
-
     def _refuse(self, status: int, code: str, message: str) -> None:
         """Answer with the JSON error envelope where an answer can still be sent, close."""
         self._refused = True
