@@ -26,6 +26,7 @@ import httpx
 
 from tests.support.hostile import (
     RssWatch,
+    clients_that_leave,
     decompression_heavy_files,
     gradient,
     raw_exchange,
@@ -152,15 +153,7 @@ def abandoned(stack: RunningServices) -> dict:
     images = [encode(gradient((3000, 3000), "RGB", 500 + s), "PNG") for s in range(30)]
     before = httpx.get(stack.model_api_url + "/metrics").text
 
-    def leave(image: bytes) -> str:
-        try:
-            httpx.post(stack.url + "/predict", content=image, timeout=0.3)
-            return "answered"
-        except httpx.TimeoutException:
-            return "left"
-
-    with ThreadPoolExecutor(30) as pool:
-        outcomes = Counter(pool.map(leave, images))
+    outcomes = clients_that_leave(stack.url, images)
     time.sleep(8)
     after = httpx.get(stack.model_api_url + "/metrics").text
     delta = {

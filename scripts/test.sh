@@ -8,10 +8,9 @@ cd "$(dirname "$0")/.."
 venv="${MLSERVE_VENV:-.venv}"
 [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-if ! command -v curl >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null
-fi
+bash scripts/install_debian_package.sh curl
 bash scripts/install_test_browser.sh
-bash scripts/install_test_prometheus.sh
+# Prometheus: the metrics test scrapes the stack with a server of its own (only the binary).
+bash scripts/install_debian_package.sh prometheus
 "$venv/bin/ruff" check .
 exec "$venv/bin/python" -m pytest "$@"

@@ -27,6 +27,7 @@ import redis
 from model_api.cache import cache_key
 from tests.support.hostile import (
     RssWatch,
+    clients_that_leave,
     decompression_heavy_files,
     gradient,
     noisy_jpeg,
@@ -232,15 +233,7 @@ def test_clients_that_leave_leave_no_queued_inference_behind(stack: RunningServi
     images = [encode(gradient((3000, 3000), "RGB", seed), "PNG") for seed in range(30)]
     before = model_api_metrics(stack)
 
-    def post_and_leave(image: bytes) -> str:
-        try:
-            httpx.post(stack.url + "/predict", content=image, timeout=0.3)
-            return "answered"
-        except httpx.TimeoutException:
-            return "left"
-
-    with ThreadPoolExecutor(30) as pool:
-        outcomes = Counter(pool.map(post_and_leave, images))
+    outcomes = clients_that_leave(stack.url, images)
     assert outcomes["left"] > 0, outcomes
 
     def settled() -> tuple[float, float, float]:

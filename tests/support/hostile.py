@@ -8,8 +8,11 @@ import select
 import socket
 import threading
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import httpx
 import numpy as np
 from PIL import Image
 
@@ -145,3 +148,18 @@ class RssWatch:
         while not self._stop.is_set():
             self.peak = max(self.peak, process_tree_rss(self.pid))
             self._stop.wait(self.interval)
+
+
+def clients_that_leave(url: str, images: list[bytes], after: float = 0.3) -> Counter:
+    """Post every image at once from its own client, each hanging up after `after` seconds
+    unless answered; how many were `answered` and how many `left`."""
+
+    def post_and_leave(image: bytes) -> str:
+        try:
+            httpx.post(url + "/predict", content=image, timeout=after)
+            return "answered"
+        except httpx.TimeoutException:
+            return "left"
+
+    with ThreadPoolExecutor(len(images)) as pool:
+        return Counter(pool.map(post_and_leave, images))
