@@ -12,10 +12,10 @@ import httpx
 from fastapi import FastAPI
 
 from mlserve_common.server import serve
-from web_api.cli.errors import ModelApiTimeoutError, ModelApiUnavailableError
-from web_api.cli.main import create_app as create_production_app
-from web_api.cli.model_client import UpstreamResponse
 from web_api.config import get_settings
+from web_api.gateway.errors import ModelApiTimeoutError, ModelApiUnavailableError
+from web_api.gateway.main import create_app as create_production_app
+from web_api.gateway.model_client import UpstreamResponse
 
 CONCURRENCY_HEADROOM = 64
 """Pool size: twice the benchmark's 32 clients, so no request waits for a connection."""

@@ -45,7 +45,7 @@ async def _upstream(scope, receive, send) -> None:  # noqa: ANN001 - a bare ASGI
 
 def _client(kind: str, url: str):  # noqa: ANN202
     if kind == "mlserve":
-        from web_api.cli.model_client import ModelApiClient
+        from web_api.gateway.model_client import ModelApiClient
 
         client = ModelApiClient(url, 10, 2)
         return client.request, client.close

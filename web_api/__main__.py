@@ -16,7 +16,7 @@ def main() -> int:
         from mlserve_common.server import serve
 
         serve(
-            "web_api.cli.main:create_app",
+            "web_api.gateway.main:create_app",
             settings.host,
             settings.web_port,
             settings.log_level,

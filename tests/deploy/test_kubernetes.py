@@ -102,7 +102,7 @@ def test_workloads_are_probed_bounded_and_unprivileged(overlay: str) -> None:
 
 def test_http_probes_ask_the_services_real_health_routes() -> None:
     from model_api.main import create_app as model_api_app
-    from web_api.cli.main import create_app as web_api_app
+    from web_api.gateway.main import create_app as web_api_app
 
     def get_paths(app) -> set[str]:
         schema = app.openapi()["paths"]

@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 
 from tests.support.images import drawn_digit_seven, encode, samples
 from tests.support.services import ROOT, ServiceProcess
-from web_api.cli.main import create_app
 from web_api.config import Settings
+from web_api.gateway.main import create_app
 
 
 def gateway(model_api: ServiceProcess, **overrides) -> TestClient:

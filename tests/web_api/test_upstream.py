@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from web_api.cli.errors import GatewaySaturatedError, ModelApiUnavailableError
-from web_api.cli.model_client import ModelApiClient
-from web_api.cli.upstream import UpstreamPool
+from web_api.gateway.errors import GatewaySaturatedError, ModelApiUnavailableError
+from web_api.gateway.model_client import ModelApiClient
+from web_api.gateway.upstream import UpstreamPool
 
 OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
 

@@ -13,9 +13,9 @@ from mlserve_common.errors import install_error_handlers
 from mlserve_common.hot_path import HotPath
 from mlserve_common.observability import NO_TELEMETRY, RequestIdMiddleware
 from mlserve_common.server import init_worker
-from web_api.cli.model_client import ModelApiClient
-from web_api.cli.routes import HOT_ROUTES, protected, router
 from web_api.config import Settings, get_settings
+from web_api.gateway.model_client import ModelApiClient
+from web_api.gateway.routes import HOT_ROUTES, protected, router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -6,8 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from web_api.cli.errors import GatewaySaturatedError, ModelApiTimeoutError, ModelApiUnavailableError
-from web_api.cli.upstream import (
+from web_api.gateway.errors import (
+    GatewaySaturatedError,
+    ModelApiTimeoutError,
+    ModelApiUnavailableError,
+)
+from web_api.gateway.upstream import (
     PoolExhausted,
     UpstreamConnectError,
     UpstreamDisconnected,

@@ -7,7 +7,7 @@ import hmac
 
 from fastapi import Request
 
-from web_api.cli.errors import UnauthorizedError
+from web_api.gateway.errors import UnauthorizedError
 
 
 def presented_key(request: Request) -> str:

@@ -15,11 +15,11 @@ from mlserve_common.errors import MLServeError
 from mlserve_common.hot_path import HotRoute
 from mlserve_common.observability import REQUEST_ID_HEADER
 from mlserve_common.openapi import IMAGE_BODY
-from web_api.cli.auth import require_api_key
-from web_api.cli.errors import UnknownModelError, UnknownRouteError
-from web_api.cli.model_client import ModelApiClient, UpstreamResponse
-from web_api.cli.schemas import GatewayHealth
 from web_api.config import Settings
+from web_api.gateway.auth import require_api_key
+from web_api.gateway.errors import UnknownModelError, UnknownRouteError
+from web_api.gateway.model_client import ModelApiClient, UpstreamResponse
+from web_api.gateway.schemas import GatewayHealth
 
 router = APIRouter()  # open: health
 protected = APIRouter(dependencies=[Depends(require_api_key)])  # needs the key, if one is set
