@@ -6,7 +6,8 @@ import sys
 
 from mlserve_common.server import serve
 from model_api.config import get_settings
-from model_api.model_config import ModelNotFoundError, load_model_config
+from model_api.errors import ModelNotFoundError
+from model_api.model_config import load_model_config
 
 
 def main() -> int:

@@ -13,7 +13,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from model_api.errors import ModelNotFoundError
+
 CONFIG_FILE = "config.json"
+
+
+V2_DATATYPES = {"float32": "FP32"}
 
 
 class _Strict(BaseModel):
@@ -26,6 +31,16 @@ class TensorSpec(_Strict):
     name: str
     shape: list[int | None]
     dtype: Literal["float32"] = "float32"
+
+    @property
+    def datatype(self) -> str:
+        """The Open Inference Protocol's name of `dtype` (`FP32`)."""
+        return V2_DATATYPES[self.dtype]
+
+    @property
+    def protocol_shape(self) -> list[int]:
+        """`shape` with -1 for a dynamic axis, as the protocol writes it."""
+        return [-1 if d is None else d for d in self.shape]
 
 
 class ConvertStep(_Strict):
@@ -172,10 +187,6 @@ class ModelConfig(_Strict):
     @property
     def width(self) -> int:
         return int(self.input.shape[3])  # type: ignore[arg-type]
-
-
-class ModelNotFoundError(LookupError):
-    """Raised when `MODEL_NAME` names no folder in the models directory."""
 
 
 def available_models(models_dir: Path) -> list[str]:

@@ -30,7 +30,6 @@ from model_api.errors import (
     ModelNotReadyError,
     ProtectedModelError,
 )
-from model_api.model_config import ModelNotFoundError as UnknownModel
 from model_api.model_config import available_models, load_model_config, model_versions
 from model_api.service import ModelService
 
@@ -151,7 +150,7 @@ class ModelRepository:
                     services[version] = await ModelService.open(
                         self.settings, self.cache, config, version, path
                     )
-            except (UnknownModel, ValueError, OSError, RuntimeError) as exc:
+            except (ModelNotFoundError, ValueError, OSError, RuntimeError) as exc:
                 self._states[name] = ("UNAVAILABLE", f"failed to load: {exc}")
                 log.exception("model %s failed to load", name)
                 raise InvalidParameterError(f"model {name!r} failed to load: {exc}") from exc

@@ -9,7 +9,7 @@ from pathlib import Path
 from model_api.cache import PredictionCache
 from model_api.config import Settings
 from model_api.inference import ModelRunner
-from model_api.model_config import ModelConfig
+from model_api.model_config import ModelConfig, TensorSpec
 from model_api.predictor import DecodeLimits, Predictor
 from model_api.schemas import ModelMetadata, TensorMetadata
 
@@ -74,7 +74,5 @@ class ModelService:
         )
 
 
-def _tensor(spec) -> TensorMetadata:
-    return TensorMetadata(
-        name=spec.name, datatype="FP32", shape=[-1 if d is None else d for d in spec.shape]
-    )
+def _tensor(spec: TensorSpec) -> TensorMetadata:
+    return TensorMetadata(name=spec.name, datatype=spec.datatype, shape=spec.protocol_shape)

@@ -24,6 +24,7 @@ from mlserve_common.disconnect import unless_disconnected
 from mlserve_common.hot_path import HotRoute
 from model_api.cache import v2_cache_key
 from model_api.errors import InvalidRequestError, ModelNotReadyError
+from model_api.model_config import TensorSpec
 from model_api.routes import repository, serving
 from model_api.service import ModelService
 from model_api.v2_codec import HEADER_LENGTH, Output, V2RequestError, encode_response, parse_request
@@ -60,10 +61,6 @@ async def server_ready(request: Request) -> JSONResponse:
     return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
 
-def _shape(dims: list[int | None]) -> list[int]:
-    return [-1 if d is None else d for d in dims]
-
-
 def model_metadata(service: ModelService, versions: list[str]) -> dict:
     config = service.runner.config
     return {
@@ -71,14 +68,16 @@ def model_metadata(service: ModelService, versions: list[str]) -> dict:
         "versions": versions,
         "platform": "onnxruntime_onnx",
         "inputs": [
-            {"name": config.input.name, "datatype": "FP32", "shape": _shape(config.input.shape)},
+            _tensor(config.input),
             {"name": IMAGE_INPUT, "datatype": "BYTES", "shape": [-1]},
         ],
-        "outputs": [
-            {"name": config.output.name, "datatype": "FP32", "shape": _shape(config.output.shape)}
-        ],
+        "outputs": [_tensor(config.output)],
         "parameters": {"labels": config.labels, "description": config.description},
     }
+
+
+def _tensor(spec: TensorSpec) -> dict:
+    return {"name": spec.name, "datatype": spec.datatype, "shape": spec.protocol_shape}
 
 
 @router.get("/models/{model_name}")
@@ -164,9 +163,10 @@ async def infer(request: Request, model_name: str, version: str | None = None) -
 
 def _inputs_text(service: ModelService) -> str:
     config = service.runner.config
-    shape = _shape(config.input.shape)
+    spec = config.input
     return (
-        f"either {config.input.name!r} (FP32, shape {shape}, a preprocessed tensor) or "
+        f"either {spec.name!r} ({spec.datatype}, shape {spec.protocol_shape}, a preprocessed "
+        "tensor) or "
         f"{IMAGE_INPUT!r} (BYTES, shape [N], encoded image files)"
     )
 
@@ -188,10 +188,11 @@ def _images(tensor, model_name: str) -> list[bytes]:
 
 def _model_input(tensor, service: ModelService) -> np.ndarray:
     config = service.runner.config
-    expected = _shape(config.input.shape)
-    if tensor.datatype != "FP32":
+    expected = config.input.protocol_shape
+    if tensor.datatype != config.input.datatype:
         raise InvalidRequestError(
-            f"input {config.input.name!r} is FP32, not {tensor.datatype}; to send an image "
+            f"input {config.input.name!r} is {config.input.datatype}, not {tensor.datatype}; "
+            "to send an image "
             f"file use the BYTES input {IMAGE_INPUT!r}"
         )
     shape = list(tensor.shape)

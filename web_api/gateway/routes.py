@@ -31,12 +31,12 @@ async def get_client(request: Request) -> ModelApiClient:
     return request.app.state.model_client
 
 
-async def get_settings(request: Request) -> Settings:
+async def app_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
 ClientDep = Annotated[ModelApiClient, Depends(get_client)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(app_settings)]
 
 
 def _passthrough(upstream: UpstreamResponse) -> Response:
