@@ -1,0 +1,249 @@
+"""Is model_api OK, and if not, what exactly is wrong? One line per check, exit 0 if all pass.
+
+    docker exec model_api python tests/check_model_api.py
+    cd model_api && ../.venv/bin/python tests/check_model_api.py
+
+Loads each model model_api is configured to serve (its own settings, model config and ONNX
+Runtime session), runs every sample in models/<name>/samples/ through the served
+preprocessing, compares the answers with samples/labels.json and reports the execution
+provider. Then asks the running model_api (--url) whether it is ready, whether its cache
+works, and for one prediction over HTTP; --offline checks the models alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+# The repository root (/app in the image, where tests/ links to model_api/tests/) holds the
+# model_api package; run from model_api/, nothing else puts it on the path.
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+# This process's inferences must not be counted in the running service's metrics.
+os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+
+import numpy as np  # noqa: E402
+import onnxruntime as ort  # noqa: E402
+
+from model_api.config import Settings  # noqa: E402
+from model_api.imaging import load_image, open_image  # noqa: E402
+from model_api.inference import CUDA, ModelRunner, gpu_visible  # noqa: E402
+from model_api.model_config import load_model_config, model_versions  # noqa: E402
+from model_api.preprocess import preprocess  # noqa: E402
+
+
+class CheckFailed(Exception):
+    """A check that did not pass; the message tells a person what is wrong."""
+
+
+def labelled_samples(models_dir: Path, model: str) -> list[tuple[Path, str]]:
+    """(image, expected label) for every entry of models/<model>/samples/labels.json."""
+    labels_file = models_dir / model / "samples" / "labels.json"
+    if not labels_file.is_file():
+        raise CheckFailed(f"{model}: no {labels_file}, so there is nothing to check it against")
+    labels = json.loads(labels_file.read_text(encoding="utf-8"))
+    return [(labels_file.parent / name, label) for name, label in sorted(labels.items())]
+
+
+def load_runner(settings: Settings, model: str) -> ModelRunner:
+    """The session model_api would serve: the model's latest version, its settings."""
+    try:
+        config = load_model_config(settings.models_dir, model)
+        version, path = list(model_versions(settings.models_dir, config).items())[-1]
+        return ModelRunner(
+            config, path, settings.execution_provider, settings.intra_op_threads or 1, version
+        )
+    except Exception as exc:  # any reason the model does not load is this check's answer
+        raise CheckFailed(f"{model}: the model does not load: {exc}") from exc
+
+
+def check_provider(settings: Settings, runner: ModelRunner) -> str:
+    """Which execution provider runs the session; a GPU that was wanted but not used fails."""
+    preference = settings.execution_provider
+    wants_cuda = preference == "cuda" or (preference == "auto" and gpu_visible())
+    offered = ", ".join(ort.get_available_providers())
+    if wants_cuda and runner.provider != CUDA:
+        why = "CUDA was asked for" if preference == "cuda" else "a GPU is visible"
+        raise CheckFailed(
+            f"{runner.config.name}: {why} but the session runs on {runner.provider}; "
+            f"onnxruntime offers {offered} (the GPU image and the NVIDIA runtime are needed)"
+        )
+    return (
+        f"{runner.config.name}: version {runner.version[:12]} loaded, runs on "
+        f"{runner.provider} (onnxruntime offers {offered})"
+    )
+
+
+def classify(settings: Settings, runner: ModelRunner, image: bytes) -> tuple[str, float]:
+    """The label and confidence for one encoded image, through the served preprocessing."""
+    config = runner.config
+    target = (config.width, config.height)
+    opened = open_image(image, settings.max_image_pixels, settings.max_decode_bytes, target)
+    row = runner.run(preprocess(load_image(opened, target), config))[0]
+    index = int(np.argmax(row))
+    return config.labels[index], float(row[index])
+
+
+def check_samples(settings: Settings, runner: ModelRunner) -> str:
+    """Every labelled sample gets its label."""
+    model = runner.config.name
+    samples = labelled_samples(settings.models_dir, model)
+    wrong, weakest = [], (2.0, "")
+    for path, expected in samples:
+        try:
+            label, confidence = classify(settings, runner, path.read_bytes())
+        except Exception as exc:  # a sample that cannot be read is a wrong answer too
+            wrong.append(f"{path.name} failed: {exc}")
+            continue
+        if label != expected:
+            wrong.append(f"{path.name} is {expected!r}, model says {label!r} ({confidence:.2f})")
+        weakest = min(weakest, (confidence, path.name))
+    if wrong:
+        count = f"{len(wrong)} of {len(samples)} samples"
+        raise CheckFailed(f"{model}: {count} classified wrongly: {'; '.join(wrong)}")
+    return (
+        f"{model}: all {len(samples)} samples classified as labelled "
+        f"(lowest confidence {weakest[0]:.2f}, {weakest[1]})"
+    )
+
+
+def http(url: str, timeout: float, body: bytes | None = None) -> tuple[int, dict]:
+    """(status, JSON body) of a GET, or of a POST when `body` is given."""
+    headers = {"Content-Type": "application/octet-stream"} if body is not None else {}
+    request = urllib.request.Request(url, data=body, headers=headers)  # noqa: S310 - http(s)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise CheckFailed(
+            f"nothing answers at {url} ({reason}): model_api is not running there; start it "
+            "(./start_all.sh), point --url at it, or check the models alone with --offline"
+        ) from exc
+    try:
+        answer = json.loads(raw or b"{}")
+    except ValueError:
+        answer = {}
+    return status, answer if isinstance(answer, dict) else {}
+
+
+def read_readiness(url: str, timeout: float) -> dict:
+    """GET /health/ready: 200 once the model is loaded; its answer."""
+    status, ready = http(f"{url}/health/ready", timeout)
+    if status != 200:
+        state = ready.get("status", f"HTTP {status}")
+        raise CheckFailed(f"model_api at {url} answers but is not ready ({state}); retry shortly")
+    return ready
+
+
+def check_cache(url: str, timeout: float) -> str:
+    """The cache state /health/ready reports (ok or disabled pass, degraded fails), asked
+    after the prediction: model_api learns that Redis is away from a failed call."""
+    cache = read_readiness(url, timeout).get("cache")
+    if cache == "degraded":
+        raise CheckFailed(
+            "model_api's cache is degraded: Redis does not answer, so every request is "
+            "computed again; check db_api (docker exec db_api python tests/check_db_api.py)"
+        )
+    if cache not in ("ok", "disabled"):
+        raise CheckFailed(f"model_api reports the cache as {cache!r}")
+    return f"model_api's cache is {cache}"
+
+
+def check_http_predict(settings: Settings, url: str, model: str, timeout: float) -> str:
+    """One sample of the served model through POST /v1/models/<model>/predict."""
+    path, expected = labelled_samples(settings.models_dir, model)[0]
+    route = f"/v1/models/{model}/predict"
+    status, answer = http(f"{url}{route}", timeout, body=path.read_bytes())
+    if status != 200:
+        raise CheckFailed(f"POST {route} answered {status}: {answer.get('error', answer)}")
+    if answer.get("label") != expected:
+        raise CheckFailed(
+            f"POST {route} says {answer.get('label')!r} for {path.name}, labelled {expected!r}"
+        )
+    source = "from the cache" if answer.get("cached") else "computed"
+    return f"POST {route} answered {expected!r} for {path.name} ({source})"
+
+
+class Report:
+    """Prints one line per check and counts the failures."""
+
+    def __init__(self) -> None:
+        self.failures = 0
+
+    def ok(self, text: str) -> None:
+        print(f"ok: {text}", flush=True)
+
+    def fail(self, reason: CheckFailed) -> None:
+        print(f"FAIL: {reason}", flush=True)
+        self.failures += 1
+
+    def run(self, check: Callable[..., str], *arguments: object) -> None:
+        try:
+            self.ok(check(*arguments))
+        except CheckFailed as reason:
+            self.fail(reason)
+
+
+def check_models(report: Report, settings: Settings, models: list[str]) -> None:
+    """Each model loads, says where it runs, and classifies its samples as labelled."""
+    for model in models:
+        try:
+            runner = load_runner(settings, model)
+        except CheckFailed as reason:
+            report.fail(reason)
+            continue
+        report.run(check_provider, settings, runner)
+        report.run(check_samples, settings, runner)
+
+
+def check_service(report: Report, settings: Settings, url: str, timeout: float) -> None:
+    """The running model_api: ready, its cache, one prediction."""
+    try:
+        ready = read_readiness(url, timeout)
+    except CheckFailed as reason:
+        report.fail(reason)
+        return
+    report.ok(f"model_api at {url} is ready: {ready['model']} on {ready.get('provider')}")
+    report.run(check_http_predict, settings, url, ready["model"], timeout)
+    report.run(check_cache, url, timeout)
+
+
+def main() -> int:
+    try:
+        settings = Settings()
+    except ValueError as exc:
+        print(f"FAIL: model_api's settings are invalid: {exc}")
+        return 1
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--url",
+        default=f"http://127.0.0.1:{settings.port}",
+        help="model_api's base URL (default: %(default)s, its port in this environment)",
+    )
+    parser.add_argument(
+        "--model", help="check only this model (default: MODEL_NAME and MLSERVE_MODELS)"
+    )
+    parser.add_argument(
+        "--offline", action="store_true", help="check the models alone, not the service"
+    )
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per HTTP request")
+    args = parser.parse_args()
+    report = Report()
+    check_models(report, settings, [args.model] if args.model else settings.models_to_load())
+    if not args.offline:
+        check_service(report, settings, args.url.rstrip("/"), args.timeout)
+    return 1 if report.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
