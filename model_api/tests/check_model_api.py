@@ -47,7 +47,10 @@ def labelled_samples(models_dir: Path, model: str) -> list[tuple[Path, str]]:
     """(image, expected label) for every entry of models/<model>/samples/labels.json."""
     labels_file = models_dir / model / "samples" / "labels.json"
     if not labels_file.is_file():
-        raise CheckFailed(f"{model}: no {labels_file}, so there is nothing to check it against")
+        raise CheckFailed(
+            f"{model}: no labelled samples to check it against: add images and {labels_file} "
+            '({"file name": "label"})'
+        )
     labels = json.loads(labels_file.read_text(encoding="utf-8"))
     return [(labels_file.parent / name, label) for name, label in sorted(labels.items())]
 
@@ -125,6 +128,11 @@ def http(url: str, timeout: float, body: bytes | None = None) -> tuple[int, dict
         status, raw = exc.code, exc.read()
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
+        if isinstance(reason, TimeoutError):
+            raise CheckFailed(
+                f"model_api at {url} did not answer within {timeout:g} s: it is overloaded or "
+                "stuck (docker logs model_api)"
+            ) from exc
         raise CheckFailed(
             f"nothing answers at {url} ({reason}): model_api is not running there; start it "
             "(./start_all.sh), point --url at it, or check the models alone with --offline"
@@ -238,6 +246,8 @@ def main() -> int:
     )
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per HTTP request")
     args = parser.parse_args()
+    if not args.url.startswith(("http://", "https://")):
+        parser.error(f"--url must be an http(s) URL, not {args.url!r}")
     report = Report()
     check_models(report, settings, [args.model] if args.model else settings.models_to_load())
     if not args.offline:

@@ -40,9 +40,13 @@ class CheckFailed(Exception):
 
 
 def http(
-    url: str, timeout: float, body: bytes | None = None, headers: dict[str, str] | None = None
+    url: str,
+    timeout: float,
+    who: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, bytes]:
-    """(status, body) of a GET, or of a POST when `body` is given."""
+    """(status, body) of a GET, or of a POST when `body` is given; `who` should answer."""
     request = urllib.request.Request(url, data=body, headers=headers or {})  # noqa: S310
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
@@ -51,7 +55,13 @@ def http(
         return exc.code, exc.read()
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise CheckFailed(f"nothing answers at {url} ({reason})") from exc
+        if isinstance(reason, TimeoutError):
+            raise CheckFailed(
+                f"{who} at {url} did not answer within {timeout:g} s: it is overloaded or stuck"
+            ) from exc
+        raise CheckFailed(
+            f"nothing answers at {url} ({reason}): {who} is not running there"
+        ) from exc
 
 
 def as_json(raw: bytes) -> dict:
@@ -64,12 +74,7 @@ def as_json(raw: bytes) -> dict:
 
 def gateway_health(url: str, timeout: float) -> dict:
     """GET /health: the gateway's view of itself, model_api and the cache."""
-    try:
-        status, raw = http(f"{url}/health", timeout)
-    except CheckFailed as reason:
-        raise CheckFailed(
-            f"{reason}: the gateway is not running there (docker logs web_api)"
-        ) from reason
+    status, raw = http(f"{url}/health", timeout, "the gateway")
     health = as_json(raw)
     if status not in (200, 503) or "model_api" not in health:
         raise CheckFailed(f"GET {url}/health answered {status}, not the gateway's health")
@@ -126,7 +131,7 @@ def check_predict(
     headers = {"Content-Type": "application/octet-stream"}
     if settings.api_key is not None:
         headers["X-API-Key"] = settings.api_key.get_secret_value()
-    status, raw = http(f"{url}/predict", timeout, data, headers)
+    status, raw = http(f"{url}/predict", timeout, "the gateway", data, headers)
     answer = as_json(raw)
     if status != 200:
         hint = " (set MLSERVE_API_KEY to the gateway's key)" if status == 401 else ""
@@ -141,12 +146,7 @@ def check_predict(
 
 def check_streamlit(url: str, timeout: float) -> str:
     """Streamlit's own health route."""
-    try:
-        status, raw = http(f"{url}/_stcore/health", timeout)
-    except CheckFailed as reason:
-        raise CheckFailed(
-            f"{reason}: the UI is not running there (docker logs web_api)"
-        ) from reason
+    status, raw = http(f"{url}/_stcore/health", timeout, "the Streamlit UI")
     if status != 200:
         raise CheckFailed(f"GET {url}/_stcore/health answered {status}: {raw[:200]!r}")
     return f"the Streamlit UI answers at {url}"
@@ -155,12 +155,7 @@ def check_streamlit(url: str, timeout: float) -> str:
 def model_api_readiness(settings: Settings, timeout: float) -> dict:
     """GET /health/ready of model_api, which the UI calls directly."""
     url = settings.model_api_url.rstrip("/")
-    try:
-        status, raw = http(f"{url}/health/ready", timeout)
-    except CheckFailed as reason:
-        raise CheckFailed(
-            f"{reason}: the UI cannot reach model_api (MLSERVE_MODEL_API_URL)"
-        ) from reason
+    status, raw = http(f"{url}/health/ready", timeout, "model_api (MLSERVE_MODEL_API_URL)")
     ready = as_json(raw)
     if status != 200:
         raise CheckFailed(f"model_api at {url} is not ready ({ready.get('status', status)})")
@@ -237,6 +232,8 @@ def main() -> int:
     parser.add_argument("--image", type=Path, help="the image to POST to /predict (cli mode)")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per HTTP request")
     args = parser.parse_args()
+    if not args.url.startswith(("http://", "https://")):
+        parser.error(f"--url must be an http(s) URL, not {args.url!r}")
     args.url = args.url.rstrip("/")
     report = Report()
     (check_cli if args.app_type == "cli" else check_ui)(report, args, settings)
