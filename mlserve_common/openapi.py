@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from mlserve_common import image_formats
+
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 IMAGE_BODY = {
     "requestBody": {
         "required": True,
-        "description": "The image file (PNG, JPEG, BMP, GIF, WebP, TIFF) as the raw body, "
+        "description": f"The image file ({image_formats.NAMES}) as the raw body, "
         "or as multipart field `file`.",
         "content": {
             "application/octet-stream": _BINARY,
-            "image/png": _BINARY,
-            "image/jpeg": _BINARY,
+            **{media_type: _BINARY for media_type in image_formats.MEDIA_TYPES},
             "multipart/form-data": {
                 "schema": {
                     "type": "object",

@@ -6,6 +6,7 @@ import io
 
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
+from mlserve_common import image_formats
 from model_api.errors import (
     EmptyRequestError,
     InvalidImageError,
@@ -21,8 +22,6 @@ Image.MAX_IMAGE_PIXELS = None
 PngImagePlugin.MAX_TEXT_CHUNK = 1024 * 1024
 PngImagePlugin.MAX_TEXT_MEMORY = 4 * 1024 * 1024
 
-SUPPORTED_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
-SUPPORTED_TEXT = "PNG, JPEG, BMP, GIF, WebP or TIFF"
 
 # Formats people send by mistake, recognised by their first bytes, so the answer can say so.
 _KNOWN_OTHER_FORMATS = (
@@ -94,10 +93,10 @@ def open_image(
     other = _sniff_other_format(data)
     if other:
         raise UnsupportedMediaTypeError(
-            f"this looks like {other}, not an image; send a {SUPPORTED_TEXT} file"
+            f"this looks like {other}, not an image; send a {image_formats.NAMES} file"
         )
     try:
-        image = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
+        image = Image.open(io.BytesIO(data), formats=image_formats.PIL_FORMATS)
     except UnidentifiedImageError as exc:
         claimed = _claimed_format(data)
         if claimed:
@@ -105,7 +104,7 @@ def open_image(
                 f"the data starts like a {claimed} file but is corrupt and cannot be decoded"
             ) from exc
         raise UnsupportedMediaTypeError(
-            f"the data is not an image this service reads; send a {SUPPORTED_TEXT} file"
+            f"the data is not an image this service reads; send a {image_formats.NAMES} file"
         ) from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:  # e.g. cut off in its header
         raise InvalidImageError("the image is truncated or corrupt and cannot be decoded") from exc

@@ -13,10 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mlserve_common.model_folders import CONFIG_FILE, available_models
 from model_api.errors import ModelNotFoundError
-
-CONFIG_FILE = "config.json"
-
 
 V2_DATATYPES = {"float32": "FP32"}
 
@@ -187,13 +185,6 @@ class ModelConfig(_Strict):
     @property
     def width(self) -> int:
         return int(self.input.shape[3])  # type: ignore[arg-type]
-
-
-def available_models(models_dir: Path) -> list[str]:
-    """Names of the folders under `models_dir` that hold a config file."""
-    if not models_dir.is_dir():
-        return []
-    return sorted(p.name for p in models_dir.iterdir() if (p / CONFIG_FILE).is_file())
 
 
 def load_model_config(models_dir: Path, name: str) -> ModelConfig:

@@ -12,11 +12,10 @@ import os
 import shutil
 import subprocess
 
-from stackctl import probes
+from mlserve_common.stack_health import DEGRADED, DOWN, HEALTHY, SERVICES, model_api_state
 from stackctl.settings import ROOT, StackSettings
 
 NETWORK = "stack_api"
-SERVICES = ("web_api", "model_api", "db_api")
 
 
 def engine_available() -> bool:
@@ -116,27 +115,38 @@ def container_states(settings: StackSettings) -> dict[str, str]:
     text = listing.stdout.strip()
     # Compose prints one JSON object per line; releases before 2.21 printed one array.
     rows = json.loads(text) if text.startswith("[") else [json.loads(x) for x in text.splitlines()]
-    states = dict.fromkeys(SERVICES, "down")
+    states = dict.fromkeys(SERVICES, DOWN)
     for row in rows:
         if row.get("State") != "running":
             continue
-        states[row["Service"]] = "healthy" if row.get("Health") == "healthy" else "degraded"
+        states[row["Service"]] = HEALTHY if row.get("Health") == "healthy" else DEGRADED
     return states
 
 
-def cache_state(settings: StackSettings) -> str | None:
-    """The cache's state as the cli gateway's /health reports it (None for the UI)."""
-    status, body = probes.http_json(f"http://127.0.0.1:{settings.web_port}/health")
-    return body.get("cache") if status == 200 else None
+def model_api_ready() -> dict | None:
+    """model_api's `/health/ready` answer as its container's last healthcheck printed it
+    (None when Docker holds none): the cache's state in either app type, without a port."""
+    inspect = subprocess.run(
+        ["docker", "inspect", "--format", "{{json .State.Health}}", "model_api"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    try:
+        answer = json.loads(json.loads(inspect.stdout)["Log"][-1]["Output"])
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+    return answer if isinstance(answer, dict) else None
 
 
 def health(settings: StackSettings) -> int:
     """One line per service; exit 1 unless all are healthy."""
     states = container_states(settings)
-    # A container's healthcheck only says model_api is ready; with Redis unreachable it
-    # still serves, uncached: that is degraded.
-    if states["model_api"] == "healthy" and cache_state(settings) == "degraded":
-        states["model_api"] = "degraded"
+    # A ready model_api passes its healthcheck; with Redis unreachable it still serves,
+    # uncached: that is degraded.
+    ready = model_api_ready() if states["model_api"] == HEALTHY else None
+    if ready is not None:
+        states["model_api"] = model_api_state(200, ready)
     for service in SERVICES:
         print(f"{service}: {states[service]}")
-    return 0 if all(state == "healthy" for state in states.values()) else 1
+    return 0 if all(state == HEALTHY for state in states.values()) else 1

@@ -14,11 +14,11 @@ import sys
 import time
 from pathlib import Path
 
+from mlserve_common.stack_health import DOWN, HEALTHY, SERVICES, model_api_state
 from stackctl import probes
 from stackctl.processes import alive, log_tail, read_pid, spawn, terminate
 from stackctl.settings import ROOT, StackSettings
 
-SERVICES = ("db_api", "model_api", "web_api")  # start order; stop goes in reverse
 REQUIREMENTS = (ROOT / "model_api" / "requirements.txt", ROOT / "web_api" / "requirements.txt")
 SYSTEM_REDIS = ("/usr/bin/redis-server", "/usr/local/bin/redis-server", "/usr/sbin/redis-server")
 
@@ -161,16 +161,12 @@ def service_states(settings: StackSettings, app_type: str) -> dict[str, str]:
     """healthy / degraded / down for each service."""
     redis_ok = probes.redis_ping("127.0.0.1", settings.redis_port, settings.redis_password())
     status, ready = probes.http_json(f"http://127.0.0.1:{settings.model_api_port}/health/ready")
-    if status != 200:
-        model_api = "down"
-    else:
-        model_api = "healthy" if ready.get("cache") == "ok" else "degraded"
     web_path = "/health/live" if app_type == "cli" else "/_stcore/health"
     web_status, _ = probes.http_json(f"http://127.0.0.1:{settings.web_port}{web_path}")
     return {
-        "db_api": "healthy" if redis_ok else "down",
-        "model_api": model_api,
-        "web_api": "healthy" if web_status == 200 else "down",
+        "db_api": HEALTHY if redis_ok else DOWN,
+        "model_api": model_api_state(status, ready),
+        "web_api": HEALTHY if web_status == 200 else DOWN,
     }
 
 

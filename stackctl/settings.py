@@ -7,6 +7,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlserve_common.model_folders import available_models
+
 ROOT = Path(__file__).resolve().parent.parent
 APP_TYPES = ("cli", "ui")
 
@@ -49,9 +51,7 @@ class StackSettings:
 
     def available_models(self) -> list[str]:
         """Model folders that hold a config; the only accepted values of MODEL_NAME."""
-        if not self.models_dir.is_dir():
-            return []
-        return sorted(p.name for p in self.models_dir.iterdir() if (p / "config.json").is_file())
+        return available_models(self.models_dir)
 
     def redis_password(self) -> str:
         """REDIS_PASSWORD from the environment, else one generated once and kept in run_dir."""

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from mlserve_common.stack_health import SERVICES
 from stackctl import docker_mode
 from stackctl.settings import StackSettings
 from tests.support.redis_server import free_port
@@ -35,46 +34,44 @@ def settings(tmp_path) -> StackSettings:
     return StackSettings(run_dir=tmp_path, web_port=free_port())
 
 
-def serve_gateway_health(port: int, body: dict) -> ThreadingHTTPServer:
-    """A stand-in for the published gateway's /health (the containers are faked too)."""
+def fake_health_log(monkeypatch: pytest.MonkeyPatch, output: str) -> None:
+    """`docker inspect` of model_api answers with one healthcheck run that printed `output`."""
+    health = {"Status": "healthy", "Log": [{"ExitCode": 0, "Output": output}]}
 
-    class Health(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            payload = json.dumps(body).encode()
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+    def run(argv, **kwargs) -> subprocess.CompletedProcess[str]:
+        assert argv[:2] == ["docker", "inspect"] and argv[-1] == "model_api"
+        return subprocess.CompletedProcess(argv, 0, stdout=json.dumps(health) + "\n", stderr="")
 
-        def log_message(self, *args) -> None:
-            pass
+    monkeypatch.setattr(docker_mode.subprocess, "run", run)
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Health)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+
+ALL_HEALTHY = "\n".join(json.dumps(row(name, "running", "healthy")) for name in SERVICES)
 
 
 def test_health_is_healthy_when_every_container_is(monkeypatch, settings, capsys) -> None:
-    rows = [row(name, "running", "healthy") for name in docker_mode.SERVICES]
-    fake_ps(monkeypatch, "\n".join(json.dumps(r) for r in rows))
+    fake_ps(monkeypatch, ALL_HEALTHY)
+    fake_health_log(monkeypatch, '{"status": "ready", "cache": "ok"}')
     assert docker_mode.health(settings) == 0
+    # the order local mode prints too
     assert capsys.readouterr().out.splitlines() == [
-        "web_api: healthy",
-        "model_api: healthy",
         "db_api: healthy",
+        "model_api: healthy",
+        "web_api: healthy",
     ]
 
 
-def test_a_degraded_cache_makes_model_api_degraded(monkeypatch, settings, capsys) -> None:
-    rows = [row(name, "running", "healthy") for name in docker_mode.SERVICES]
-    fake_ps(monkeypatch, "\n".join(json.dumps(r) for r in rows))
-    server = serve_gateway_health(settings.web_port, {"status": "degraded", "cache": "degraded"})
-    try:
-        assert docker_mode.health(settings) == 1
-    finally:
-        server.shutdown()
-    assert "model_api: degraded" in capsys.readouterr().out.splitlines()
+@pytest.mark.parametrize(
+    "output", ['{"status": "ready", "cache": "degraded"}', '{"status": "ready"}', "[]"]
+)
+def test_model_api_serving_without_its_cache_is_degraded(
+    monkeypatch, settings, capsys, output
+) -> None:
+    """In either app type: read from model_api's own healthcheck, not from the gateway."""
+    fake_ps(monkeypatch, ALL_HEALTHY)
+    fake_health_log(monkeypatch, output)
+    expected = "degraded" if output != "[]" else "healthy"  # nothing readable: Docker's word
+    assert docker_mode.health(settings) == (1 if expected == "degraded" else 0)
+    assert f"model_api: {expected}" in capsys.readouterr().out.splitlines()
 
 
 def test_health_tells_degraded_from_down(monkeypatch, settings, capsys) -> None:
@@ -83,9 +80,9 @@ def test_health_tells_degraded_from_down(monkeypatch, settings, capsys) -> None:
     fake_ps(monkeypatch, json.dumps(rows))
     assert docker_mode.health(settings) == 1
     assert capsys.readouterr().out.splitlines() == [
-        "web_api: degraded",
-        "model_api: down",
         "db_api: down",
+        "model_api: down",
+        "web_api: degraded",
     ]
 
 
@@ -95,7 +92,3 @@ def test_health_with_no_containers_says_down(monkeypatch, settings, capsys) -> N
     assert capsys.readouterr().out.count(": down") == 3
 
 
-def test_stop_keeps_the_volume(monkeypatch, settings) -> None:
-    calls = fake_ps(monkeypatch, "")
-    assert docker_mode.stop(settings) == 0
-    assert calls == [("down", "--remove-orphans")]

@@ -11,8 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from stackctl.processes import alive as process_alive
 from tests.support.images import samples
-from tests.support.stack import ROOT, process_alive, stack_env
+from tests.support.stack import ROOT, stack_env
 
 pytestmark = pytest.mark.e2e
 

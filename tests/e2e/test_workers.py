@@ -8,9 +8,9 @@ import os
 import signal
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from tests.support.images import drawn_digit_seven, encode
@@ -46,9 +46,14 @@ def metric(service: ServiceProcess, name: str, **labels: str) -> float:
 
 def worker_pids(service: ServiceProcess) -> set[int]:
     """The supervisor's children that serve requests."""
-    children = Path(f"/proc/{service.process.pid}/task/{service.process.pid}/children")
-    pids = {int(p) for p in children.read_text().split()}
-    return {p for p in pids if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()}
+    pids = set()
+    for child in psutil.Process(service.process.pid).children():
+        try:
+            if "spawn_main" in " ".join(child.cmdline()):
+                pids.add(child.pid)
+        except psutil.Error:  # a killed worker not yet reaped, or gone
+            pass
+    return pids
 
 
 async def post_together(url: str, bodies: list[bytes]) -> list[httpx.Response]:

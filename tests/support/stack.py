@@ -54,12 +54,3 @@ def stack_env(run_dir: Path) -> Stack:
         "MLSERVE_REDIS_PORT": str(free_port()),
     }
     return Stack(env, run_dir, web_port)
-
-
-def process_alive(pid: int) -> bool:
-    """True for a live process (a zombie waiting for its parent does not count)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"

@@ -15,6 +15,7 @@ from mlserve_common.errors import MLServeError
 from mlserve_common.hot_path import HotRoute
 from mlserve_common.observability import REQUEST_ID_HEADER
 from mlserve_common.openapi import IMAGE_BODY
+from mlserve_common.stack_health import DOWN, model_api_state
 from web_api.config import Settings
 from web_api.gateway.auth import require_api_key
 from web_api.gateway.errors import UnknownModelError, UnknownRouteError
@@ -182,11 +183,8 @@ async def health(client: ClientDep, settings: SettingsDep) -> JSONResponse:
         ready = json.loads(upstream.body) if upstream.status in (200, 503) else {}
     except (MLServeError, ValueError):
         upstream, ready = None, {}
-    model_api_ok = upstream is not None and upstream.status == 200
-    if not model_api_ok:
-        status = "down"
-    else:
-        status = "healthy" if ready.get("cache") == "ok" else "degraded"
+    status = model_api_state(upstream.status if upstream else 0, ready)
+    model_api_ok = status != DOWN
     body = GatewayHealth(
         status=status,
         app_type=APP_TYPE,

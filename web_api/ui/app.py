@@ -12,6 +12,7 @@ from typing import Any
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
+from mlserve_common import image_formats
 from web_api.config import get_settings
 from web_api.ui import view
 from web_api.ui.client import ModelApiClient, UiError
@@ -75,8 +76,8 @@ def predict_section(
 
 def upload_tab(model_name: str) -> None:
     upload = st.file_uploader(
-        "Choose an image (PNG, JPEG or BMP)",
-        type=["png", "jpg", "jpeg", "bmp"],
+        f"Choose an image ({image_formats.NAMES})",
+        type=list(image_formats.EXTENSIONS),
         help=UPLOAD_HINTS.get(model_name, ""),
     )
     if upload is None:

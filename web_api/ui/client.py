@@ -8,6 +8,7 @@ from typing import Any
 
 import requests
 
+from mlserve_common import image_formats
 from web_api.config import Settings
 
 APP_TYPE = "ui"
@@ -18,7 +19,7 @@ FRIENDLY_MESSAGES = {
     "invalid_image": "This file looks like an image but is damaged or cut short, "
     "so it cannot be read. Try another file.",
     "unsupported_media_type": "This file is not an image the model can read. "
-    "Upload a PNG, JPEG or BMP picture.",
+    f"Upload a {image_formats.NAMES} picture.",
     "payload_too_large": "This image is too large. Upload a smaller picture.",
     "no_content": "The image looks blank. Draw or upload a picture with something on it.",
     "model_not_found": "The model service does not serve this model right now.",

@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 from PIL import Image, UnidentifiedImageError
 
+from mlserve_common import image_formats
 from web_api.ui.client import PredictOutcome, UiError
 
 VERSION_CHARS = 12  # a short sha, like git's
@@ -37,7 +38,7 @@ def sidebar(metadata: dict[str, Any] | None, can_draw: bool) -> None:
     with st.sidebar:
         st.header("How to use")
         st.markdown(
-            "1. Upload a picture (PNG, JPEG or BMP)"
+            f"1. Upload a picture ({image_formats.NAMES})"
             + (" or draw on the canvas" if can_draw else "")
             + ".\n2. Press **Predict**.\n3. Read the answer, its confidence and how long it took."
             "\n\nPredicting the same image twice answers from the cache, without running the "
