@@ -133,6 +133,31 @@ def test_docker_logs_show_each_service(stack: None) -> None:
         assert logs.returncode == 0 and (logs.stdout + logs.stderr).strip(), service
 
 
+CONTAINER_CHECKS = {
+    "db_api": ["append-only file on", "eviction allkeys-lru"],
+    "model_api": ["mnist: all 10 samples classified as labelled", "is ready: mnist"],
+    # The web_api image carries no models: its /predict check sends a drawn image.
+    "web_api": ["model_api is ready behind the gateway", "for a drawn test image"],
+}
+
+
+@pytest.mark.parametrize("service", CONTAINER_CHECKS)
+def test_each_container_checks_itself(stack: None, service: str) -> None:
+    check = run("docker", "exec", service, "python", f"tests/check_{service}.py")
+    assert check.returncode == 0, check.stdout + check.stderr
+    lines = check.stdout.splitlines()
+    assert lines and all(line.startswith("ok: ") for line in lines), check.stdout
+    for expected in CONTAINER_CHECKS[service]:
+        assert expected in check.stdout, (expected, check.stdout)
+
+
+def test_db_api_check_fails_on_a_wrong_password(stack: None) -> None:
+    argv = ["--env", "REDIS_PASSWORD=not-the-password", "db_api", "python"]
+    check = run("docker", "exec", *argv, "tests/check_db_api.py")
+    assert check.returncode == 1, check.stdout + check.stderr
+    assert "FAIL: Redis refused the password from REDIS_PASSWORD" in check.stdout
+
+
 def redis_key_count() -> int:
     """Keys in db_api's Redis, asked inside the container (the password stays in its env)."""
     ask = 'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli dbsize'
