@@ -25,8 +25,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.redis_server import RedisServer, free_port
-from tests.support.services import ServiceProcess, model_api_process
+from harness.redis_server import RedisServer, free_port
+from harness.services import ServiceProcess, model_api_process
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "gateway_client.json"

@@ -24,7 +24,7 @@ from pathlib import Path
 import aiohttp
 import httpx
 
-from tests.support.hostile import (
+from harness.hostile import (
     RssWatch,
     clients_that_leave,
     decompression_heavy_files,
@@ -32,9 +32,9 @@ from tests.support.hostile import (
     raw_exchange,
     unique_small_pngs,
 )
-from tests.support.images import encode, samples
-from tests.support.metrics import metric
-from tests.support.services import TEST_WORKERS, RunningServices, running_services
+from harness.images import encode, samples
+from harness.metrics import metric
+from harness.services import TEST_WORKERS, RunningServices, running_services
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MB = 2**20
@@ -168,7 +168,7 @@ def abandoned(stack: RunningServices) -> dict:
 
 
 def uploads(stack: RunningServices) -> dict:
-    from tests.support.hostile import noisy_jpeg
+    from harness.hostile import noisy_jpeg
 
     upload = noisy_jpeg(9_500_000)
 

@@ -28,8 +28,8 @@ from bench.soak_load import run_soak
 from bench.soak_mix import RequestMix
 from bench.soak_plot import plot
 from bench.soak_report import summarise, table, windows
-from tests.support.redis_server import RedisServer, free_port, redis_executable
-from tests.support.services import ServiceProcess, model_api_process
+from harness.redis_server import RedisServer, free_port, redis_executable
+from harness.services import ServiceProcess, model_api_process
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "soak.json"

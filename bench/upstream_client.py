@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.support.redis_server import free_port
+from harness.redis_server import free_port
 
 RESULTS = Path(__file__).with_name("results") / "upstream_client.json"
 REQUESTS, TASKS = 4000, 16

@@ -31,6 +31,7 @@ from model_api.errors import (
     ProtectedModelError,
 )
 from model_api.model_config import available_models, load_model_config, model_versions
+from model_api.schemas import Readiness
 from model_api.service import ModelService
 
 log = logging.getLogger("model_api")
@@ -92,6 +93,17 @@ class ModelRepository:
     def default(self) -> ModelService:
         """The model `/predict` serves: `MODEL_NAME`."""
         return self.get(self.default_name)
+
+    def readiness(self) -> Readiness:
+        """Ready: the model `/predict` serves, its version and provider, the cache's state."""
+        runner = self.default().runner
+        return Readiness(
+            status="ready",
+            model=runner.config.name,
+            version=runner.version,
+            provider=runner.provider,
+            cache=self.cache.state.value,
+        )
 
     def served(self) -> list[str]:
         return sorted(name for name in self._loaded if name in self._wanted)

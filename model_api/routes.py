@@ -70,17 +70,9 @@ async def ready(request: Request) -> JSONResponse:
     """200 once the model is loaded (503 before); says whether the cache is ok or degraded."""
     found: ModelRepository | None = request.app.state.repository
     if found is None:
-        body = Readiness(status="loading", model=request.app.state.model_name, cache="unknown")
-        return JSONResponse(body.model_dump(), status_code=503)
-    service = found.default()
-    body = Readiness(
-        status="ready",
-        model=service.runner.config.name,
-        version=service.runner.version,
-        provider=service.runner.provider,
-        cache=found.cache.state.value,
-    )
-    return JSONResponse(body.model_dump())
+        loading = Readiness.loading(request.app.state.model_name)
+        return JSONResponse(loading.model_dump(), status_code=503)
+    return JSONResponse(found.readiness().model_dump())
 
 
 @router.get("/v1/models", response_model=ModelList, tags=["models"])

@@ -78,3 +78,8 @@ class Readiness(BaseModel):
     version: str | None = None
     provider: str | None = None
     cache: str
+
+    @classmethod
+    def loading(cls, model: str) -> Readiness:
+        """While the start-up models load (answered with 503)."""
+        return cls(status="loading", model=model, cache="unknown")

@@ -30,4 +30,4 @@ scripts/docker/base_images.sh
 export COMPOSE_FILE="docker-compose.yml:scripts/docker/compose.offline.yml"
 export MLSERVE_WHEELS_URL="http://127.0.0.1:$port/"
 export MLSERVE_MODE=docker MLSERVE_RUN_DIR="$run_dir"
-python3 -m pytest -m docker tests/docker -p no:cacheprovider "$@"
+python3 -m pytest -m docker tests/e2e/docker -p no:cacheprovider "$@"

@@ -13,6 +13,9 @@ import sys
 from stackctl import docker_mode, local_mode
 from stackctl.settings import APP_TYPES, StackSettings
 
+BACKENDS = {"docker": docker_mode, "local": local_mode}
+"""The two modes, one interface: `build(settings)`, `start(settings, app_type, model_name)`,
+`stop(settings)` and `health(settings)`, each returning the exit code."""
 USAGE = "usage: ./start_all.sh APP_TYPE MODEL_NAME   (APP_TYPE: {apps}; MODEL_NAME: {models})"
 
 
@@ -28,7 +31,8 @@ def recorded_mode(settings: StackSettings) -> str:
     marker = settings.run_dir / "mode"
     if settings.mode in ("docker", "local"):
         return settings.mode
-    return marker.read_text().strip() if marker.is_file() else "local"
+    recorded = marker.read_text().strip() if marker.is_file() else "local"
+    return recorded if recorded in BACKENDS else "local"
 
 
 def validate(settings: StackSettings, app_type: str, model_name: str) -> str | None:
@@ -60,14 +64,12 @@ def main(argv: list[str] | None = None) -> int:
             print(problem, file=sys.stderr)
             return 2
         mode = resolve_mode(settings)
-        backend = docker_mode if mode == "docker" else local_mode
         settings.run_dir.mkdir(parents=True, exist_ok=True)
         (settings.run_dir / "mode").write_text(mode + "\n")
-        return backend.start(settings, args.app_type, args.model_name)
+        return BACKENDS[mode].start(settings, args.app_type, args.model_name)
     if args.command == "build":
-        mode = resolve_mode(settings)
-        return (docker_mode if mode == "docker" else local_mode).build(settings)
-    backend = docker_mode if recorded_mode(settings) == "docker" else local_mode
+        return BACKENDS[resolve_mode(settings)].build(settings)
+    backend = BACKENDS[recorded_mode(settings)]
     if args.command == "stop":
         return backend.stop(settings)
     return backend.health(settings)

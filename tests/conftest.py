@@ -1,4 +1,5 @@
-"""Fixtures shared by all tests: a real redis-server, the real models."""
+"""Fixtures shared by all tests (a real redis-server, a real model_api), and the tiers:
+each test is marked `unit`, `integration` or `e2e` by the folder it lives in."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.redis_server import RedisServer, free_port
-from tests.support.services import ServiceProcess, model_api_process
+from harness.redis_server import RedisServer, free_port
+from harness.services import ServiceProcess, model_api_process
 
 
 @pytest.fixture
@@ -19,10 +20,25 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server.stop()
 
 
-@pytest.fixture
-def model_api(redis_server: RedisServer, tmp_path: Path) -> Iterator[ServiceProcess]:
-    """A real `python -m model_api` serving mnist, cached in `redis_server`."""
-    service = model_api_process("mnist", free_port(), redis_server.url, tmp_path / "model_api.log")
+@pytest.fixture(scope="module")
+def model_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    """A real `python -m model_api` serving mnist with a Redis of its own, shared by the
+    tests of one module (a test that stops it starts it again)."""
+    folder = tmp_path_factory.mktemp("model_api")
+    redis_server = RedisServer(folder / "redis").start()
+    service = model_api_process("mnist", free_port(), redis_server.url, folder / "model_api.log")
     service.start()
     yield service
     service.stop()
+    redis_server.stop()
+
+
+TIERS = ("unit", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`-m unit` / `-m integration` / `-m e2e` select a tier by its folder, tests/<tier>/."""
+    for item in items:
+        tier = Path(item.path).relative_to(Path(__file__).parent).parts[0]
+        if tier in TIERS:
+            item.add_marker(tier)

@@ -65,7 +65,7 @@ local function u32le(n)
 end
 
 -- The JSON header tritonclient writes for one BYTES input and one binary output, around
--- the input's size (tests/model_api/test_v2_codec.py compares it with tritonclient's).
+-- the input's size (tests/unit/model_api/test_v2_codec.py compares it with tritonclient's).
 local V2_HEAD = '{"inputs":[{"name":"image","shape":[1],"datatype":"BYTES","parameters":{"binary_data_size":'
 local V2_TAIL = '}}],"outputs":[{"name":"probabilities","parameters":{"binary_data":true}}]}'
 

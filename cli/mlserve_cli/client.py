@@ -1,7 +1,10 @@
-"""The HTTP calls to the gateway; every way they fail becomes one `GatewayError` line."""
+"""The one Python client to MLServe's HTTP API, for the `mlserve` command and the Streamlit
+UI alike: the gateway on :5000 and model_api serve the same `/v1` routes and the same error
+envelope `{error, code, request_id}`. Every way a call fails becomes one `RequestError`."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -10,21 +13,41 @@ import httpx
 
 _SERVED_KEYS = ("version", "provider", "labels", "description")
 START_HINT = "is the stack running? ./start_all.sh cli mnist starts it"
+REQUEST_ID_HEADER = "x-request-id"
 
 
-class GatewayError(Exception):
-    """A failure said in one line, for people (the server's own message when it has one)."""
+class RequestError(Exception):
+    """A failed call, said in one line for people (the server's own message when it has
+    one), with what the server answered: `status` (None when nothing answered), its error
+    `code` and the `request_id` to find the call in the services' logs."""
+
+    def __init__(
+        self, message: str, status: int | None = None, code: str = "", request_id: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.request_id = status, code, request_id
 
 
-class GatewayUnreachableError(GatewayError):
-    """Nothing answers at the URL: no file can succeed, so the command stops."""
+class UnreachableError(RequestError):
+    """Nothing answers at the URL: no call can succeed, so a command stops."""
 
 
-class GatewayClient:
-    """One keep-alive connection to the MLServe gateway (`--url`)."""
+class TooSlowError(RequestError):
+    """The server did not answer within the timeout."""
 
-    def __init__(self, url: str, timeout: float, api_key: str | None = None) -> None:
+
+class MLServeClient:
+    """One keep-alive connection to an MLServe URL: the gateway (`--url`) or, from the UI,
+    model_api. `app_type` tags the predictions (and their cache entries) with the front end
+    asking; every call carries a fresh request id."""
+
+    def __init__(
+        self, url: str, timeout: float, api_key: str | None = None, app_type: str | None = None
+    ) -> None:
         self.url = url.rstrip("/")
+        self.app_type = app_type
+        self.last_request_id = ""
+        """The id the last call sent (model_api and the gateway log it and answer with it)."""
         headers = {"x-api-key": api_key} if api_key else None
         self.http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
 
@@ -32,26 +55,40 @@ class GatewayClient:
         self.http.close()
 
     def predict(self, path: Path, model: str | None = None) -> dict[str, Any]:
-        """Classify one image file (with `model`, or the stack's own); raises `GatewayError`
+        """Classify one image file (with `model`, or the stack's own); raises `RequestError`
         with the reason it failed."""
         try:
             image = path.read_bytes()
         except FileNotFoundError as exc:
-            raise GatewayError("file not found") from exc
+            raise RequestError("file not found") from exc
         except IsADirectoryError as exc:
-            raise GatewayError("is a directory") from exc
+            raise RequestError("is a directory") from exc
         except OSError as exc:
-            raise GatewayError(f"cannot read the file: {exc.strerror}") from exc
+            raise RequestError(f"cannot read the file: {exc.strerror}") from exc
+        return self.predict_bytes(image, model)
+
+    def predict_bytes(self, image: bytes, model: str | None = None) -> dict[str, Any]:
+        """Classify one encoded image (with `model`, or the stack's own)."""
         if not image:
-            raise GatewayError("the file is empty")
+            raise RequestError("the file is empty", code="empty_request")
+        params = {"app_type": self.app_type} if self.app_type else None
         return self._json(
             self._send(
                 "POST",
                 f"/v1/models/{quote(model, safe='')}/predict" if model else "/predict",
                 content=image,
+                params=params,
                 headers={"content-type": "application/octet-stream"},
             )
         )
+
+    def metadata(self, model: str) -> dict[str, Any]:
+        """A served model's name, version, labels, tensors and execution provider."""
+        return self._json(self._send("GET", f"/v1/models/{quote(model, safe='')}"))
+
+    def served(self) -> list[dict[str, Any]]:
+        """The served models' metadata (the latest version of each)."""
+        return self._json(self._send("GET", "/v1/models")).get("models", [])
 
     def health(self) -> tuple[int, dict[str, Any]]:
         """(HTTP status, body) of GET /health; 503 with a body means the model is down."""
@@ -62,9 +99,7 @@ class GatewayClient:
         """Every model in the stack's repository: its versions and state (the Open Inference
         Protocol's repository index), with the served ones' version digest, provider and
         labels."""
-        served = {
-            m["name"]: m for m in self._json(self._send("GET", "/v1/models")).get("models", [])
-        }
+        served = {m["name"]: m for m in self.served()}
         response = self._send("POST", "/v2/repository/index")
         index = response.json() if response.status_code == 200 else []
         models: dict[str, dict[str, Any]] = {}
@@ -82,22 +117,37 @@ class GatewayClient:
         return sorted(models.values(), key=lambda m: m["name"])
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        request_id = self.last_request_id = uuid.uuid4().hex
+        headers = {**kwargs.pop("headers", {}), REQUEST_ID_HEADER: request_id}
         try:
-            return self.http.request(method, path, **kwargs)
+            return self.http.request(method, path, headers=headers, **kwargs)
         except httpx.TimeoutException as exc:
-            raise GatewayError(f"the gateway at {self.url} did not answer in time") from exc
+            raise TooSlowError(
+                f"MLServe at {self.url} did not answer in time", request_id=request_id
+            ) from exc
         except httpx.TransportError as exc:
-            raise GatewayUnreachableError(
-                f"cannot reach the MLServe gateway at {self.url} ({START_HINT}, or pass --url)"
+            raise UnreachableError(
+                f"cannot reach the MLServe gateway at {self.url} ({START_HINT}, or pass --url)",
+                request_id=request_id,
             ) from exc
 
     def _json(self, response: httpx.Response) -> dict[str, Any]:
         body = _body(response)
+        request_id = body.get("request_id") or response.headers.get(REQUEST_ID_HEADER, "")
         if response.is_error:
             message = body.get("error") or response.reason_phrase
-            raise GatewayError(f"{message} (HTTP {response.status_code})")
+            raise RequestError(
+                f"{message} (HTTP {response.status_code})",
+                response.status_code,
+                str(body.get("code", "")),
+                request_id,
+            )
         if not body:
-            raise GatewayError(f"{self.url} did not answer like an MLServe gateway")
+            raise RequestError(
+                f"{self.url} did not answer like an MLServe service",
+                response.status_code,
+                request_id=request_id,
+            )
         return body
 
 

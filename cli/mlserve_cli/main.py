@@ -8,7 +8,7 @@ import os
 from rich.console import Console
 
 from mlserve_cli import __version__, output
-from mlserve_cli.client import GatewayClient, GatewayError
+from mlserve_cli.client import MLServeClient, RequestError
 from mlserve_cli.files import expand
 from mlserve_cli.predict import predict_files
 
@@ -51,7 +51,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace, stdout: Console, stderr: Console) -> int:
-    client = GatewayClient(args.url, args.timeout, args.api_key)
+    client = MLServeClient(args.url, args.timeout, args.api_key)
     try:
         if args.command == "predict":
             return _predict(client, args, stdout, stderr)
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace, stdout: Console, stderr: Console) -> int:
 
 
 def _predict(
-    client: GatewayClient, args: argparse.Namespace, stdout: Console, stderr: Console
+    client: MLServeClient, args: argparse.Namespace, stdout: Console, stderr: Console
 ) -> int:
     files = expand(args.paths)
     if not files:
@@ -78,7 +78,7 @@ def _predict(
     return EXIT_OK if all(result.ok for result in results) else EXIT_FAILED
 
 
-def _health(client: GatewayClient, args: argparse.Namespace, stdout: Console) -> int:
+def _health(client: MLServeClient, args: argparse.Namespace, stdout: Console) -> int:
     status_code, body = client.health()
     if args.json:
         output.print_json(stdout, body or {"status": f"HTTP {status_code}"})
@@ -87,7 +87,7 @@ def _health(client: GatewayClient, args: argparse.Namespace, stdout: Console) ->
     return EXIT_OK if body.get("status") in ("healthy", "degraded") else EXIT_FAILED
 
 
-def _models(client: GatewayClient, args: argparse.Namespace, stdout: Console) -> int:
+def _models(client: MLServeClient, args: argparse.Namespace, stdout: Console) -> int:
     models = client.models()
     if args.json:
         output.print_json(stdout, models)
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         stdout.width = PIPED_WIDTH  # rich would wrap tables at 80 columns in a pipe or a log
     try:
         return run(args, stdout, stderr)
-    except GatewayError as problem:
+    except RequestError as problem:
         stderr.print(f"error: {problem}", markup=False, highlight=False, soft_wrap=True)
         return EXIT_FAILED
     except KeyboardInterrupt:

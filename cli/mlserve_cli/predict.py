@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from mlserve_cli.client import GatewayClient, GatewayError, GatewayUnreachableError
+from mlserve_cli.client import MLServeClient, RequestError, UnreachableError
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class FileResult:
 
 
 def predict_files(
-    client: GatewayClient, files: list[Path], stderr: Console, model: str | None = None
+    client: MLServeClient, files: list[Path], stderr: Console, model: str | None = None
 ) -> list[FileResult]:
     """Results in the order of `files`; stops early only when the gateway is unreachable."""
     results: list[FileResult] = []
@@ -60,12 +60,12 @@ def predict_files(
     return results
 
 
-def _predict_one(client: GatewayClient, path: Path, model: str | None) -> FileResult:
+def _predict_one(client: MLServeClient, path: Path, model: str | None) -> FileResult:
     started = time.perf_counter()
     try:
         prediction = client.predict(path, model)
-    except GatewayUnreachableError:
+    except UnreachableError:
         raise
-    except GatewayError as problem:
+    except RequestError as problem:
         return FileResult(str(path), error=str(problem))
     return FileResult(str(path), prediction, latency_ms=(time.perf_counter() - started) * 1000)

@@ -11,11 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.images import samples
+from harness.stack import ROOT, stack_env
 from stackctl.processes import alive as process_alive
-from tests.support.images import samples
-from tests.support.stack import ROOT, stack_env
-
-pytestmark = pytest.mark.e2e
 
 
 def curl_predict(url: str, path: Path) -> dict:

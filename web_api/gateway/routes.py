@@ -147,8 +147,11 @@ async def predict_with_model(model_name: str, request: Request) -> Response:
     return await forward_predict_with_model(request, model_name)
 
 
-@router.api_route("/v2", methods=["GET", "POST"], tags=["v2"])
-@router.api_route("/v2/{route:path}", methods=["GET", "POST"], tags=["v2"])
+# One decorator per method and path: a multi-method route would give OpenAPI one operation
+# id twice.
+@router.get("/v2", tags=["v2"], operation_id="v2_server_metadata")
+@router.get("/v2/{route:path}", tags=["v2"], operation_id="v2_get")
+@router.post("/v2/{route:path}", tags=["v2"], operation_id="v2_post")
 async def v2(request: Request) -> Response:
     """The Open Inference Protocol (KServe V2) of model_api, passed through: health, server
     and model metadata, inference (JSON or binary tensors), the model repository."""

@@ -1,4 +1,5 @@
-"""Post an image to the leukemia model through the gateway (the seed's request script).
+"""Post an image to the leukemia model through the gateway: the seed's request script, a
+script and not a pytest test.
 
 usage: python web_api/tests/test_leukemia_cli_request.py IMAGE
 """

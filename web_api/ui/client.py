@@ -1,13 +1,15 @@
-"""The UI's synchronous client to model_api: every failure becomes one friendly `UiError`."""
+"""The UI's calls to model_api: every failure becomes one friendly `UiError`."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import requests
+import httpx
 
+from mlserve_cli.client import MLServeClient, RequestError, TooSlowError, UnreachableError
 from mlserve_common import image_formats
 from web_api.config import Settings
 
@@ -48,76 +50,52 @@ class PredictOutcome:
 
 
 class ModelApiClient:
-    """Calls model_api over one keep-alive session with the settings' timeouts."""
+    """model_api through MLServe's one client library (`mlserve_cli.client`, the `mlserve`
+    command's): same routes, error envelope and request ids; failures said for people."""
 
     def __init__(self, settings: Settings) -> None:
-        self.base_url = settings.model_api_url.rstrip("/")
         self.model_name = settings.model_name
-        self.max_body_bytes = settings.max_body_bytes
-        self.timeout = (
-            settings.model_api_connect_timeout_seconds,
+        timeout = httpx.Timeout(
             settings.model_api_timeout_seconds,
+            connect=settings.model_api_connect_timeout_seconds,
         )
-        self.session = requests.Session()
+        self.client = MLServeClient(settings.model_api_url, timeout, app_type=APP_TYPE)
 
     def models(self) -> list[str]:
         """The names of the models model_api serves (MODEL_NAME and any MLSERVE_MODELS)."""
-        return sorted(m["name"] for m in self._call("GET", "/v1/models").json()["models"])
+        return sorted(model["name"] for model in self._call(self.client.served))
 
     def metadata(self, model: str | None = None) -> dict[str, Any]:
         """A served model's name, version, labels and provider (default: MODEL_NAME)."""
-        return self._call("GET", f"/v1/models/{model or self.model_name}").json()
+        return self._call(self.client.metadata, model or self.model_name)
 
     def predict(self, image: bytes, model: str | None = None) -> PredictOutcome:
         """Classify one image with `model` (default: MODEL_NAME); app type `ui`, so repeats
         come from the UI's cache entries."""
-        if not image:
-            raise UiError(FRIENDLY_MESSAGES["empty_request"])
-        if len(image) > self.max_body_bytes:
-            raise UiError(FRIENDLY_MESSAGES["payload_too_large"])
         started = time.perf_counter()
-        response = self._call(
-            "POST",
-            f"/v1/models/{model or self.model_name}/predict",
-            params={"app_type": APP_TYPE},
-            data=image,
-            headers={"content-type": "application/octet-stream"},
-        )
-        round_trip_ms = (time.perf_counter() - started) * 1000
-        return PredictOutcome(response.json(), round_trip_ms)
+        prediction = self._call(self.client.predict_bytes, image, model or self.model_name)
+        return PredictOutcome(prediction, (time.perf_counter() - started) * 1000)
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+    def _call(self, call: Callable[..., Any], *args: Any) -> Any:
         try:
-            response = self.session.request(
-                method, self.base_url + path, timeout=self.timeout, **kwargs
-            )
-        except requests.Timeout as exc:
-            raise UiError(TOO_SLOW, str(exc)) from exc
-        except requests.RequestException as exc:
-            raise UiError(UNAVAILABLE, str(exc)) from exc
-        if response.status_code >= 400:
-            raise _error_from(response)
-        try:
-            response.json()
-        except ValueError as exc:
-            raise UiError(UNAVAILABLE, "model_api answered with something other than JSON") from exc
-        return response
+            return call(*args)
+        except RequestError as problem:
+            raise friendly(problem) from problem
 
 
-def _error_from(response: requests.Response) -> UiError:
-    """model_api's `{error, code, request_id}` envelope as a friendly message."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = {}
-    code = body.get("code", "") if isinstance(body, dict) else ""
-    detail = f"HTTP {response.status_code} {code}: {body.get('error', '') if body else ''}"
-    if code in FRIENDLY_MESSAGES:
-        return UiError(FRIENDLY_MESSAGES[code], detail)
-    if response.status_code in (502, 503):
-        return UiError(UNAVAILABLE, detail)
-    if response.status_code == 504:
+def friendly(problem: RequestError) -> UiError:
+    """A failed call as a message a first-time user understands."""
+    detail = f"HTTP {problem.status} {problem.code}: {problem} (request id {problem.request_id})"
+    if problem.code in FRIENDLY_MESSAGES:
+        return UiError(FRIENDLY_MESSAGES[problem.code], detail)
+    if isinstance(problem, TooSlowError) or problem.status == 504:
         return UiError(TOO_SLOW, detail)
-    if response.status_code >= 500:
+    status = problem.status
+    # nothing answered, a gateway error, or an answer that is not MLServe's
+    if isinstance(problem, UnreachableError) or status is None or status in (502, 503):
+        return UiError(UNAVAILABLE, detail)
+    if status < 400:
+        return UiError(UNAVAILABLE, detail)
+    if status >= 500:
         return UiError(FAILED, detail)
     return UiError("The model service could not handle this image. Try another file.", detail)

@@ -1,0 +1,115 @@
+"""model_api in several worker processes: one inference for identical concurrent misses
+across all of them, metrics summed over all of them, a lost worker replaced."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Iterator
+
+import httpx
+import psutil
+import pytest
+
+from harness.images import drawn_digit_seven, encode
+from harness.metrics import metric as parse_metric
+from harness.redis_server import RedisServer, free_port
+from harness.services import ServiceProcess, model_api_process
+
+WORKERS = 3
+
+
+@pytest.fixture(scope="module")
+def workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    tmp = tmp_path_factory.mktemp("workers")
+    redis_server = RedisServer(tmp / "redis").start()
+    service = model_api_process(
+        "mnist", free_port(), redis_server.url, tmp / "model_api.log", MLSERVE_WORKERS=str(WORKERS)
+    )
+    service.start()
+    yield service
+    service.stop()
+    redis_server.stop()
+
+
+def base_url(service: ServiceProcess) -> str:
+    return service.health_url.removesuffix("/health/ready")
+
+
+def metric(service: ServiceProcess, name: str, **labels: str) -> float:
+    """One sample of model_api's /metrics (0 when absent), read on a fresh connection."""
+    return parse_metric(httpx.get(base_url(service) + "/metrics").text, name, **labels)
+
+
+def worker_pids(service: ServiceProcess) -> set[int]:
+    """The supervisor's children that serve requests."""
+    pids = set()
+    for child in psutil.Process(service.process.pid).children():
+        try:
+            if "spawn_main" in " ".join(child.cmdline()):
+                pids.add(child.pid)
+        except psutil.Error:  # a killed worker not yet reaped, or gone
+            pass
+    return pids
+
+
+async def post_together(url: str, bodies: list[bytes]) -> list[httpx.Response]:
+    """Every body on its own connection, all at once (the kernel spreads them over workers)."""
+
+    async def one(body: bytes) -> httpx.Response:
+        async with httpx.AsyncClient(timeout=30) as client:
+            return await client.post(url, content=body)
+
+    return await asyncio.gather(*(one(b) for b in bodies))
+
+
+def test_the_service_runs_the_configured_number_of_workers(workers: ServiceProcess) -> None:
+    assert len(worker_pids(workers)) == WORKERS
+
+
+def test_64_identical_concurrent_requests_run_the_model_once(workers: ServiceProcess) -> None:
+    url = base_url(workers) + "/v1/models/mnist/predict"
+    for attempt in range(3):  # a fresh image each time: every one is a miss at first
+        image = encode(drawn_digit_seven(1400 + attempt), compress_level=1)  # slow to decode
+        before = metric(workers, "mlserve_inferences_total", model="mnist")
+        shared_before = metric(
+            workers, "mlserve_singleflight_waits_total", level="redis", model="mnist"
+        )
+        answers = asyncio.run(post_together(url, [image] * 64))
+        assert [a.status_code for a in answers] == [200] * 64
+        assert {a.json()["label"] for a in answers} == {"7"}
+        assert metric(workers, "mlserve_inferences_total", model="mnist") - before == 1
+        if metric(workers, "mlserve_singleflight_waits_total", level="redis", model="mnist") > (
+            shared_before
+        ):
+            return  # some waited in another worker, through the Redis lease: proven
+    pytest.fail("the requests never met in different workers (no wait through Redis)")
+
+
+def test_metrics_are_totals_over_all_workers(workers: ServiceProcess) -> None:
+    url = base_url(workers) + "/v1/models/mnist/predict"
+    before = metric(workers, "mlserve_inferences_total", model="mnist")
+    bodies = [encode(drawn_digit_seven(100 + i)) for i in range(30)]
+    assert {a.status_code for a in asyncio.run(post_together(url, bodies))} == {200}
+    readings = {metric(workers, "mlserve_inferences_total", model="mnist") for _ in range(12)}
+    assert readings == {before + 30}  # whichever worker answers /metrics
+    assert (
+        metric(workers, "mlserve_request_duration_seconds_count", cached="false", model="mnist")
+        >= 30
+    )
+
+
+def test_a_killed_worker_is_replaced_and_counts_survive(workers: ServiceProcess) -> None:
+    url = base_url(workers) + "/v1/models/mnist/predict"
+    before = metric(workers, "mlserve_inferences_total", model="mnist")
+    victim = sorted(worker_pids(workers))[0]
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while len(pids := worker_pids(workers)) < WORKERS or victim in pids:
+        assert time.monotonic() < deadline, "the lost worker was not replaced"
+        time.sleep(0.2)
+    answers = asyncio.run(post_together(url, [encode(drawn_digit_seven(60 + i)) for i in range(9)]))
+    assert [a.status_code for a in answers] == [200] * 9
+    assert metric(workers, "mlserve_inferences_total", model="mnist") >= before + 9

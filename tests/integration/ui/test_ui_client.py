@@ -1,0 +1,53 @@
+"""The UI's client against a real model_api process and Redis (no browser needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.images import drawn_digit_seven, encode, samples
+from harness.redis_server import free_port
+from harness.services import ServiceProcess
+from web_api.config import Settings
+from web_api.ui.client import FRIENDLY_MESSAGES, UNAVAILABLE, ModelApiClient, UiError
+
+
+def client_for(url: str) -> ModelApiClient:
+    return ModelApiClient(Settings(app_type="ui", model_name="mnist", model_api_url=url))
+
+
+def test_metadata_prediction_and_cache_with_app_type_ui(model_api: ServiceProcess) -> None:
+    client = client_for(model_api.health_url.removesuffix("/health/ready"))
+    metadata = client.metadata()
+    assert metadata["name"] == "mnist" and len(metadata["version"]) == 64
+    sample, label = samples("mnist")[4]
+    first = client.predict(sample.read_bytes())
+    assert first.prediction["label"] == label and first.prediction["app_type"] == "ui"
+    assert first.prediction["cached"] is False and first.round_trip_ms > 0
+    assert client.predict(sample.read_bytes()).prediction["cached"] is True
+
+
+def test_bad_images_become_friendly_messages(model_api: ServiceProcess) -> None:
+    client = client_for(model_api.health_url.removesuffix("/health/ready"))
+    cut_off_png = encode(drawn_digit_seven())[:200]
+    cases = {
+        b"": "empty_request",
+        cut_off_png: "invalid_image",
+        b"%PDF-1.5\n": "unsupported_media_type",
+        b"hello, not an image": "unsupported_media_type",
+    }
+    for image, code in cases.items():
+        with pytest.raises(UiError) as problem:
+            client.predict(image)
+        assert problem.value.message == FRIENDLY_MESSAGES[code]
+        if image:  # sent: the detail for the logs names model_api's code and the request id
+            sent = client.client.last_request_id
+            assert f" {code}: " in problem.value.detail
+            assert sent and f"request id {sent}" in problem.value.detail
+
+
+def test_model_api_down_is_unavailable_not_a_traceback() -> None:
+    client = client_for(f"http://127.0.0.1:{free_port()}")
+    for call in (client.metadata, lambda: client.predict(b"\x89PNG")):
+        with pytest.raises(UiError) as problem:
+            call()
+        assert problem.value.message == UNAVAILABLE

@@ -1,0 +1,220 @@
+"""The V2 request and response bodies, JSON and binary (Triton's binary tensor data)."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import orjson
+import pytest
+
+from harness import ROOT
+from model_api.cache import v2_cache_key
+from model_api.v2_codec import Output, V2RequestError, encode_response, parse_request
+
+
+def binary_request(inputs: list[tuple[dict, bytes]], outputs: list | None = None) -> tuple:
+    head = {"inputs": [meta for meta, _ in inputs]}
+    if outputs is not None:
+        head["outputs"] = outputs
+    encoded = orjson.dumps(head)
+    return encoded + b"".join(blob for _, blob in inputs), str(len(encoded))
+
+
+def bytes_elements(*elements: bytes) -> bytes:
+    return b"".join(struct.pack("<I", len(e)) + e for e in elements)
+
+
+def test_binary_bytes_and_fp32_inputs_are_read_back_exactly() -> None:
+    images = bytes_elements(b"\x89PNG one", b"\xff\xd8 two")
+    tensor = np.arange(6, dtype="<f4").reshape(1, 2, 3)
+    body, length = binary_request(
+        [
+            (
+                {
+                    "name": "image",
+                    "datatype": "BYTES",
+                    "shape": [2],
+                    "parameters": {"binary_data_size": len(images)},
+                },
+                images,
+            ),
+            (
+                {
+                    "name": "input",
+                    "datatype": "FP32",
+                    "shape": [1, 2, 3],
+                    "parameters": {"binary_data_size": tensor.nbytes},
+                },
+                tensor.tobytes(),
+            ),
+        ],
+        outputs=[{"name": "probabilities", "parameters": {"binary_data": True}}],
+    )
+    request = parse_request(body, length)
+    assert request.inputs[0].data == [b"\x89PNG one", b"\xff\xd8 two"]
+    np.testing.assert_array_equal(request.inputs[1].data, tensor.ravel())
+    assert request.outputs[0].name == "probabilities" and request.outputs[0].binary
+
+
+def test_json_data_nested_or_flat_and_base64_bytes() -> None:
+    nested = orjson.dumps(
+        {
+            "inputs": [
+                {"name": "input", "datatype": "FP32", "shape": [2, 2], "data": [[1, 2], [3, 4.5]]}
+            ]
+        }
+    )
+    assert parse_request(nested, None).inputs[0].data.tolist() == [1, 2, 3, 4.5]
+    b64 = orjson.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "image",
+                    "datatype": "BYTES",
+                    "shape": [1],
+                    "data": ["aGk="],
+                    "parameters": {"content_type": "base64"},
+                }
+            ]
+        }
+    )
+    assert parse_request(b64, None).inputs[0].data == [b"hi"]
+
+
+@pytest.mark.parametrize(
+    ("body", "length", "message"),
+    [
+        (b"{not json", None, "cannot be parsed"),
+        (b'{"inputs": []}', None, "non-empty 'inputs'"),
+        (
+            b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [2], "data": [1]}]}',
+            None,
+            "shape says 2",
+        ),
+        (
+            b'{"inputs": [{"name": "x", "datatype": "FP99", "shape": [1], "data": [1]}]}',
+            None,
+            "unknown datatype",
+        ),
+        (
+            b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [-1], "data": [1]}]}',
+            None,
+            "non-negative",
+        ),
+        (
+            b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": ["a"]}]}',
+            None,
+            "not all FP32",
+        ),
+        (
+            b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1]}]}',
+            None,
+            "neither 'data' nor",
+        ),
+        (b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1]}]}', "999", "the body has"),
+    ],
+)
+def test_malformed_requests_say_what_is_wrong(body: bytes, length, message: str) -> None:
+    with pytest.raises(V2RequestError, match=message):
+        parse_request(body, length)
+
+
+def test_binary_sizes_that_do_not_add_up_are_refused() -> None:
+    body, length = binary_request(
+        [
+            (
+                {
+                    "name": "x",
+                    "datatype": "FP32",
+                    "shape": [2],
+                    "parameters": {"binary_data_size": 4},
+                },
+                b"\0" * 4,
+            )
+        ]
+    )
+    with pytest.raises(V2RequestError, match="take 8 bytes"):
+        parse_request(body, length)
+    body, length = binary_request(
+        [
+            (
+                {
+                    "name": "x",
+                    "datatype": "BYTES",
+                    "shape": [1],
+                    "parameters": {"binary_data_size": 6},
+                },
+                b"\x09\0\0\0ab",
+            )
+        ]
+    )
+    with pytest.raises(V2RequestError, match="cut off"):
+        parse_request(body, length)
+    body, length = binary_request(
+        [
+            (
+                {
+                    "name": "x",
+                    "datatype": "FP32",
+                    "shape": [1],
+                    "parameters": {"binary_data_size": 4},
+                },
+                b"\0" * 4,
+            )
+        ]
+    )
+    parse_request(body, length)
+    with pytest.raises(V2RequestError, match="after the last binary input"):
+        parse_request(body + b"extra", length)
+
+
+def test_a_response_is_json_or_json_then_binary() -> None:
+    rows = np.array([[0.25, 0.75]], dtype=np.float32)
+    text, length = encode_response("m", "1", "req-1", [Output("p", rows, binary=False)])
+    assert length is None
+    assert orjson.loads(text) == {
+        "model_name": "m",
+        "model_version": "1",
+        "id": "req-1",
+        "outputs": [{"name": "p", "datatype": "FP32", "shape": [1, 2], "data": [0.25, 0.75]}],
+    }
+    blob, length = encode_response("m", "1", None, [Output("p", rows, binary=True)])
+    head = orjson.loads(blob[:length])
+    assert head["outputs"][0]["parameters"] == {"binary_data_size": 8}
+    np.testing.assert_array_equal(np.frombuffer(blob[length:], "<f4"), rows.ravel())
+
+
+def test_the_v2_cache_key_tells_every_part_apart() -> None:
+    base = ("m", "v", [("image", "BYTES", (1,), b"abc")], ["p"])
+    variants = [
+        ("m2", "v", base[2], base[3]),
+        ("m", "v2", base[2], base[3]),
+        ("m", "v", [("img", "BYTES", (1,), b"abc")], base[3]),
+        ("m", "v", [("image", "FP32", (1,), b"abc")], base[3]),
+        ("m", "v", [("image", "BYTES", (1, 1), b"abc")], base[3]),
+        ("m", "v", [("image", "BYTES", (1,), b"abd")], base[3]),
+        ("m", "v", base[2], []),
+        ("m", "v", [("image", "BYTES", (11,), b"abc")], base[3]),
+    ]
+    keys = {v2_cache_key(*base)} | {v2_cache_key(*v) for v in variants}
+    assert len(keys) == len(variants) + 1
+    assert v2_cache_key(*base) == v2_cache_key(*base)
+
+
+def test_the_benchmark_sends_what_tritonclient_sends() -> None:
+    """bench/peers/wrk.lua builds V2 requests by hand; they must be tritonclient's bytes."""
+    import re
+
+    import tritonclient.http as triton
+
+    lua = (ROOT / "bench" / "peers" / "wrk.lua").read_text()
+    head = re.search(r"^local V2_HEAD = '(.*)'$", lua, re.M).group(1)
+    tail = re.search(r"^local V2_TAIL = '(.*)'$", lua, re.M).group(1)
+    png = b"\x89PNG\r\n\x1a\n some image bytes"
+    image = triton.InferInput("image", [1], "BYTES")
+    image.set_data_from_numpy(np.array([png], dtype=np.object_))
+    output = triton.InferRequestedOutput("probabilities", binary_data=True)
+    body, header_length = triton.InferenceServerClient.generate_request_body([image], [output])
+    ours = f"{head}{len(png) + 4}{tail}".encode() + struct.pack("<I", len(png)) + png
+    assert ours == body and header_length == len(ours) - len(png) - 4

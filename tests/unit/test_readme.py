@@ -1,0 +1,70 @@
+"""The README stays true: its opening commands, CI calling them, every setting documented."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from harness import ROOT
+from model_api.config import Settings as ModelApiSettings
+from web_api.config import Settings as WebApiSettings
+
+README = (ROOT / "README.md").read_text()
+
+
+def opening_commands() -> list[str]:
+    block = re.search(r"```bash\n(.*?)```", README, re.S)
+    assert block, "the README opens with a bash block"
+    return [line.split("#")[0].strip() for line in block.group(1).splitlines() if line.strip()]
+
+
+def test_readme_opens_with_start_and_test() -> None:
+    assert README.index("```bash") < README.index("##"), "the commands come first"
+    assert opening_commands() == ["./start_all.sh cli mnist", "./scripts/test.sh"]
+    for command in opening_commands():
+        script = ROOT / command.split()[0]
+        assert script.is_file() and script.stat().st_mode & 0o111, f"{script} is executable"
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert any(line.strip() == opening_commands()[1] for line in ci.splitlines())
+
+
+@pytest.mark.parametrize("settings", [ModelApiSettings, WebApiSettings])
+def test_every_setting_is_documented(settings) -> None:
+    for name, field in settings.model_fields.items():
+        aliases = getattr(field.validation_alias, "choices", None) or []
+        names = [*aliases, f"MLSERVE_{name.upper()}"]
+        assert any(f"`{env}`" in README for env in names), f"{names} missing from README"
+
+
+def test_example_output_matches_the_shipped_model_version() -> None:
+    from model_api.model_config import file_sha256
+
+    version = file_sha256(ROOT / "models" / "mnist" / "model.onnx")
+    assert f'"version": "{version}"' in README, "re-run the curl example after retraining"
+
+
+def test_bad_input_table_is_generated_from_the_tests_cases() -> None:
+    from harness.bad_inputs import markdown_table
+
+    assert markdown_table() in README, "regenerate: python -m harness.bad_inputs"
+
+
+@pytest.mark.parametrize(
+    ("model", "field"),
+    [
+        ("mnist", "heldout_accuracy"),
+        ("mnist", "rendered_png_accuracy"),
+        ("leukemia", "heldout_accuracy"),
+    ],
+)
+def test_model_figures_match_the_cards(model: str, field: str) -> None:
+    import json
+
+    card = (ROOT / "models" / model / "README.md").read_text()
+    figures = json.loads(re.search(r"<!-- figures-json: (\{.*?\}) -->", card).group(1))
+    row = next(line for line in README.splitlines() if line.startswith(f"| `{model}` |"))
+    assert f"{figures[field]:.1f} %" in row, f"README's {model} figures are out of date"
