@@ -20,17 +20,17 @@ import os
 import socket
 import sys
 import urllib.parse
-from collections.abc import Callable
 from pathlib import Path
 
 IMAGE_PORT = 6379
 """Redis's port in the db_api image (redis.conf)."""
 ROOT = Path(__file__).resolve().parents[2]
-"""The repository root in a checkout; in the image, a folder without stackctl."""
+"""The repository root in a checkout; /opt/db_api in the image (tests/ links to
+db_api/tests/ there), which holds mlserve_common's standard-library check helpers."""
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
-
-class CheckFailed(Exception):
-    """A check that did not pass; the message tells a person what is wrong."""
+from mlserve_common.service_check import CheckFailed, Report  # noqa: E402
 
 
 class RedisError(Exception):
@@ -86,7 +86,6 @@ def local_stack() -> tuple[int, str | None] | None:
     """The local-mode stack's Redis port and saved password, when run from a checkout."""
     if not (ROOT / "stackctl" / "settings.py").is_file():
         return None
-    sys.path.insert(0, str(ROOT))
     from stackctl.settings import StackSettings
 
     settings = StackSettings()
@@ -194,26 +193,6 @@ def check_memory(redis: RedisConnection) -> str:
     return f"memory: {used} used of maxmemory {memory.get('maxmemory_human')}, eviction {policy}"
 
 
-class Report:
-    """Prints one line per check and counts the failures."""
-
-    def __init__(self) -> None:
-        self.failures = 0
-
-    def fail(self, reason: Exception) -> None:
-        print(f"FAIL: {reason}", flush=True)
-        self.failures += 1
-
-    def run(self, check: Callable[..., str], *arguments: object) -> bool:
-        """Run one check and print its line; whether it passed."""
-        try:
-            print(f"ok: {check(*arguments)}", flush=True)
-            return True
-        except CheckFailed as reason:
-            self.fail(reason)
-            return False
-
-
 def run_checks(
     report: Report, host: str, port: int, timeout: float, password: tuple[str | None, str]
 ) -> None:
@@ -250,7 +229,7 @@ def main() -> int:
     args = parser.parse_args()
     report = Report()
     run_checks(report, args.host, args.port, args.timeout, find_password(local))
-    return 1 if report.failures else 0
+    return report.exit_code
 
 
 if __name__ == "__main__":

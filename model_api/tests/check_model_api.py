@@ -16,9 +16,6 @@ import argparse
 import json
 import os
 import sys
-import urllib.error
-import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 # The repository root (/app in the image, where tests/ links to model_api/tests/) holds the
@@ -32,15 +29,12 @@ os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 
+from mlserve_common.service_check import CheckFailed, Report, as_json, fetch  # noqa: E402
 from model_api.config import Settings  # noqa: E402
 from model_api.imaging import load_image, open_image  # noqa: E402
 from model_api.inference import CUDA, ModelRunner, gpu_visible  # noqa: E402
 from model_api.model_config import load_model_config, model_versions  # noqa: E402
 from model_api.preprocess import preprocess  # noqa: E402
-
-
-class CheckFailed(Exception):
-    """A check that did not pass; the message tells a person what is wrong."""
 
 
 def labelled_samples(models_dir: Path, model: str) -> list[tuple[Path, str]]:
@@ -117,31 +111,16 @@ def check_samples(settings: Settings, runner: ModelRunner) -> str:
     )
 
 
+NOT_RUNNING = (
+    "; start it (./start_all.sh), point --url at it, or check the models alone with --offline"
+)
+
+
 def http(url: str, timeout: float, body: bytes | None = None) -> tuple[int, dict]:
-    """(status, JSON body) of a GET, or of a POST when `body` is given."""
+    """(status, JSON body) of a GET, or of a POST of an image when `body` is given."""
     headers = {"Content-Type": "application/octet-stream"} if body is not None else {}
-    request = urllib.request.Request(url, data=body, headers=headers)  # noqa: S310 - http(s)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        status, raw = exc.code, exc.read()
-    except (OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        if isinstance(reason, TimeoutError):
-            raise CheckFailed(
-                f"model_api at {url} did not answer within {timeout:g} s: it is overloaded or "
-                "stuck (docker logs model_api)"
-            ) from exc
-        raise CheckFailed(
-            f"nothing answers at {url} ({reason}): model_api is not running there; start it "
-            "(./start_all.sh), point --url at it, or check the models alone with --offline"
-        ) from exc
-    try:
-        answer = json.loads(raw or b"{}")
-    except ValueError:
-        answer = {}
-    return status, answer if isinstance(answer, dict) else {}
+    status, raw = fetch(url, timeout, "model_api", body, headers, NOT_RUNNING)
+    return status, as_json(raw)
 
 
 def read_readiness(url: str, timeout: float) -> dict:
@@ -180,26 +159,6 @@ def check_http_predict(settings: Settings, url: str, model: str, timeout: float)
         )
     source = "from the cache" if answer.get("cached") else "computed"
     return f"POST {route} answered {expected!r} for {path.name} ({source})"
-
-
-class Report:
-    """Prints one line per check and counts the failures."""
-
-    def __init__(self) -> None:
-        self.failures = 0
-
-    def ok(self, text: str) -> None:
-        print(f"ok: {text}", flush=True)
-
-    def fail(self, reason: CheckFailed) -> None:
-        print(f"FAIL: {reason}", flush=True)
-        self.failures += 1
-
-    def run(self, check: Callable[..., str], *arguments: object) -> None:
-        try:
-            self.ok(check(*arguments))
-        except CheckFailed as reason:
-            self.fail(reason)
 
 
 def check_models(report: Report, settings: Settings, models: list[str]) -> None:
@@ -252,7 +211,7 @@ def main() -> int:
     check_models(report, settings, [args.model] if args.model else settings.models_to_load())
     if not args.offline:
         check_service(report, settings, args.url.rstrip("/"), args.timeout)
-    return 1 if report.failures else 0
+    return report.exit_code
 
 
 if __name__ == "__main__":

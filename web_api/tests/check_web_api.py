@@ -16,9 +16,6 @@ import argparse
 import io
 import json
 import sys
-import urllib.error
-import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 # The repository root (/app in the image, where tests/ links to web_api/tests/) holds the
@@ -29,52 +26,16 @@ if str(ROOT) not in sys.path:
 
 from PIL import Image, ImageDraw  # noqa: E402
 
+from mlserve_common.service_check import CheckFailed, Report, as_json, fetch  # noqa: E402
 from web_api.config import Settings  # noqa: E402
 
 MODELS_DIR = ROOT / "models"
 """The checkout's models (with their labelled samples); absent in the image."""
 
 
-class CheckFailed(Exception):
-    """A check that did not pass; the message tells a person what is wrong."""
-
-
-def http(
-    url: str,
-    timeout: float,
-    who: str,
-    body: bytes | None = None,
-    headers: dict[str, str] | None = None,
-) -> tuple[int, bytes]:
-    """(status, body) of a GET, or of a POST when `body` is given; `who` should answer."""
-    request = urllib.request.Request(url, data=body, headers=headers or {})  # noqa: S310
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-    except (OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        if isinstance(reason, TimeoutError):
-            raise CheckFailed(
-                f"{who} at {url} did not answer within {timeout:g} s: it is overloaded or stuck"
-            ) from exc
-        raise CheckFailed(
-            f"nothing answers at {url} ({reason}): {who} is not running there"
-        ) from exc
-
-
-def as_json(raw: bytes) -> dict:
-    try:
-        value = json.loads(raw or b"{}")
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
 def gateway_health(url: str, timeout: float) -> dict:
     """GET /health: the gateway's view of itself, model_api and the cache."""
-    status, raw = http(f"{url}/health", timeout, "the gateway")
+    status, raw = fetch(f"{url}/health", timeout, "the gateway")
     health = as_json(raw)
     if status not in (200, 503) or "model_api" not in health:
         raise CheckFailed(f"GET {url}/health answered {status}, not the gateway's health")
@@ -131,7 +92,7 @@ def check_predict(
     headers = {"Content-Type": "application/octet-stream"}
     if settings.api_key is not None:
         headers["X-API-Key"] = settings.api_key.get_secret_value()
-    status, raw = http(f"{url}/predict", timeout, "the gateway", data, headers)
+    status, raw = fetch(f"{url}/predict", timeout, "the gateway", data, headers)
     answer = as_json(raw)
     if status != 200:
         hint = " (set MLSERVE_API_KEY to the gateway's key)" if status == 401 else ""
@@ -146,7 +107,7 @@ def check_predict(
 
 def check_streamlit(url: str, timeout: float) -> str:
     """Streamlit's own health route."""
-    status, raw = http(f"{url}/_stcore/health", timeout, "the Streamlit UI")
+    status, raw = fetch(f"{url}/_stcore/health", timeout, "the Streamlit UI")
     if status != 200:
         raise CheckFailed(f"GET {url}/_stcore/health answered {status}: {raw[:200]!r}")
     return f"the Streamlit UI answers at {url}"
@@ -155,34 +116,11 @@ def check_streamlit(url: str, timeout: float) -> str:
 def model_api_readiness(settings: Settings, timeout: float) -> dict:
     """GET /health/ready of model_api, which the UI calls directly."""
     url = settings.model_api_url.rstrip("/")
-    status, raw = http(f"{url}/health/ready", timeout, "model_api (MLSERVE_MODEL_API_URL)")
+    status, raw = fetch(f"{url}/health/ready", timeout, "model_api (MLSERVE_MODEL_API_URL)")
     ready = as_json(raw)
     if status != 200:
         raise CheckFailed(f"model_api at {url} is not ready ({ready.get('status', status)})")
     return ready
-
-
-class Report:
-    """Prints one line per check and counts the failures."""
-
-    def __init__(self) -> None:
-        self.failures = 0
-
-    def ok(self, text: str) -> None:
-        print(f"ok: {text}", flush=True)
-
-    def fail(self, reason: CheckFailed) -> None:
-        print(f"FAIL: {reason}", flush=True)
-        self.failures += 1
-
-    def run(self, check: Callable[..., str], *arguments: object) -> bool:
-        """Run one check and print its line; whether it passed."""
-        try:
-            self.ok(check(*arguments))
-            return True
-        except CheckFailed as reason:
-            self.fail(reason)
-            return False
 
 
 def check_cli(report: Report, args: argparse.Namespace, settings: Settings) -> None:
@@ -237,7 +175,7 @@ def main() -> int:
     args.url = args.url.rstrip("/")
     report = Report()
     (check_cli if args.app_type == "cli" else check_ui)(report, args, settings)
-    return 1 if report.failures else 0
+    return report.exit_code
 
 
 if __name__ == "__main__":

@@ -1,0 +1,77 @@
+"""What the three container checks (`python tests/check_<service>.py`) share: the failure
+a person reads, one printed line per check, and a GET/POST that says plainly when nothing
+answers. Standard library only: db_api's image carries this module and no other."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+
+
+class CheckFailed(Exception):
+    """A check that did not pass; the message tells a person what is wrong."""
+
+
+class Report:
+    """Prints `ok: ...` or `FAIL: ...`, one line per check, and counts the failures."""
+
+    def __init__(self) -> None:
+        self.failures = 0
+
+    def ok(self, text: str) -> None:
+        print(f"ok: {text}", flush=True)
+
+    def fail(self, reason: Exception) -> None:
+        print(f"FAIL: {reason}", flush=True)
+        self.failures += 1
+
+    def run(self, check: Callable[..., str], *arguments: object) -> bool:
+        """Run one check and print its line; whether it passed."""
+        try:
+            self.ok(check(*arguments))
+            return True
+        except CheckFailed as reason:
+            self.fail(reason)
+            return False
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failures else 0
+
+
+def fetch(
+    url: str,
+    timeout: float,
+    who: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    not_running_hint: str = "",
+) -> tuple[int, bytes]:
+    """(status, body) of a GET, or of a POST when `body` is given; `who` should answer.
+    Nothing answering, or no answer in time, is a `CheckFailed` that says so."""
+    request = urllib.request.Request(url, data=body, headers=headers or {})  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        if isinstance(reason, TimeoutError):
+            raise CheckFailed(
+                f"{who} at {url} did not answer within {timeout:g} s: it is overloaded or stuck"
+            ) from exc
+        raise CheckFailed(
+            f"nothing answers at {url} ({reason}): {who} is not running there{not_running_hint}"
+        ) from exc
+
+
+def as_json(raw: bytes) -> dict:
+    """A JSON object's fields ({} for anything else)."""
+    try:
+        value = json.loads(raw or b"{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
