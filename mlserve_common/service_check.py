@@ -4,6 +4,7 @@ answers. Standard library only: db_api's image carries this module and no other.
 
 from __future__ import annotations
 
+import argparse
 import json
 import urllib.error
 import urllib.request
@@ -75,3 +76,23 @@ def as_json(raw: bytes) -> dict:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+def check_parser(doc: str, service: str, port: int) -> argparse.ArgumentParser:
+    """The options every check takes: `--url` (default: the service on this machine or in
+    this container) and `--timeout`."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument(
+        "--url",
+        type=_http_url,
+        default=f"http://127.0.0.1:{port}",
+        help=f"{service}'s base URL (default: %(default)s, its port in this environment)",
+    )
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per HTTP request")
+    return parser
+
+
+def _http_url(text: str) -> str:
+    if not text.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(f"must be an http(s) URL, not {text!r}")
+    return text.rstrip("/")

@@ -12,7 +12,6 @@ works, and for one prediction over HTTP; --offline checks the models alone.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -29,7 +28,7 @@ os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 
-from mlserve_common.service_check import CheckFailed, Report, as_json, fetch  # noqa: E402
+from mlserve_common.service_check import CheckFailed, Report, as_json, check_parser, fetch  # noqa: E402
 from model_api.config import Settings  # noqa: E402
 from model_api.imaging import load_image, open_image  # noqa: E402
 from model_api.inference import CUDA, ModelRunner, gpu_visible  # noqa: E402
@@ -191,26 +190,18 @@ def main() -> int:
     except ValueError as exc:
         print(f"FAIL: model_api's settings are invalid: {exc}")
         return 1
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--url",
-        default=f"http://127.0.0.1:{settings.port}",
-        help="model_api's base URL (default: %(default)s, its port in this environment)",
-    )
+    parser = check_parser(__doc__, "model_api", settings.port)
     parser.add_argument(
         "--model", help="check only this model (default: MODEL_NAME and MLSERVE_MODELS)"
     )
     parser.add_argument(
         "--offline", action="store_true", help="check the models alone, not the service"
     )
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per HTTP request")
     args = parser.parse_args()
-    if not args.url.startswith(("http://", "https://")):
-        parser.error(f"--url must be an http(s) URL, not {args.url!r}")
     report = Report()
     check_models(report, settings, [args.model] if args.model else settings.models_to_load())
     if not args.offline:
-        check_service(report, settings, args.url.rstrip("/"), args.timeout)
+        check_service(report, settings, args.url, args.timeout)
     return report.exit_code
 
 

@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:
 
 from PIL import Image, ImageDraw  # noqa: E402
 
-from mlserve_common.service_check import CheckFailed, Report, as_json, fetch  # noqa: E402
+from mlserve_common.service_check import CheckFailed, Report, as_json, check_parser, fetch  # noqa: E402
 from web_api.config import Settings  # noqa: E402
 
 MODELS_DIR = ROOT / "models"
@@ -155,12 +155,7 @@ def main() -> int:
     except ValueError as exc:
         print(f"FAIL: web_api's settings are invalid: {exc}")
         return 1
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--url",
-        default=f"http://127.0.0.1:{settings.web_port}",
-        help="web_api's base URL (default: %(default)s, its port in this environment)",
-    )
+    parser = check_parser(__doc__, "web_api", settings.web_port)
     parser.add_argument(
         "--app-type",
         choices=("cli", "ui"),
@@ -168,11 +163,7 @@ def main() -> int:
         help="which front end runs there (default: APP_TYPE, here %(default)s)",
     )
     parser.add_argument("--image", type=Path, help="the image to POST to /predict (cli mode)")
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per HTTP request")
     args = parser.parse_args()
-    if not args.url.startswith(("http://", "https://")):
-        parser.error(f"--url must be an http(s) URL, not {args.url!r}")
-    args.url = args.url.rstrip("/")
     report = Report()
     (check_cli if args.app_type == "cli" else check_ui)(report, args, settings)
     return report.exit_code
