@@ -158,6 +158,30 @@ def test_db_api_check_fails_on_a_wrong_password(stack: None) -> None:
     assert "FAIL: Redis refused the password from REDIS_PASSWORD" in check.stdout
 
 
+def test_check_health_sees_model_api_serving_without_its_cache(client: httpx.Client) -> None:
+    """db_api stopped: model_api still answers, uncached; check_health.sh reads that from
+    model_api's own healthcheck (either app type), then all is healthy again."""
+    image = sorted(SAMPLE_DIR.glob("*.png"))[0].read_bytes()
+    assert run("docker", "stop", "db_api").returncode == 0
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert client.post("/predict", content=image).status_code == 200  # uncached
+            check = run("./check_health.sh")
+            if "model_api: degraded" in check.stdout or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+        assert check.returncode == 1
+        assert check.stdout.splitlines() == [
+            "db_api: down",
+            "model_api: degraded",
+            "web_api: healthy",
+        ], check.stdout
+    finally:
+        assert run("docker", "start", "db_api").returncode == 0
+    assert wait_until_healthy().returncode == 0
+
+
 def redis_key_count() -> int:
     """Keys in db_api's Redis, asked inside the container (the password stays in its env)."""
     ask = 'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli dbsize'
