@@ -29,4 +29,5 @@ bash scripts/install_debian_package.sh curl
 bash scripts/install_test_browser.sh
 # Prometheus: the metrics test scrapes the stack with a server of its own (only the binary).
 bash scripts/install_debian_package.sh prometheus
+bash scripts/install_training_fonts.sh  # mnist's printed digits: training and its held-out figures
 exec "$venv/bin/python" -m pytest "$@"
