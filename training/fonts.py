@@ -17,7 +17,7 @@ INSTALL_HINT = "install them with: bash scripts/install_training_fonts.sh"
 
 # family -> regular expression on the font file's name (opentype/truetype files only)
 FAMILIES: dict[str, str] = {
-    "dejavu-sans": r"^DejaVuSans(Condensed)?(-|\.ttf)(?!.*Mono)",
+    "dejavu-sans": r"^DejaVuSans(Condensed)?(-|\.ttf)",
     "dejavu-serif": r"^DejaVuSerif",
     "dejavu-mono": r"^(DejaVuSansMono|Hack-)",
     "liberation-sans": r"^LiberationSans(Narrow)?-",
