@@ -65,12 +65,16 @@ def _reject_blank(image: Image.Image, step: RejectBlankStep) -> Image.Image:
 def _invert_if_light_background(
     image: Image.Image, step: InvertIfLightBackgroundStep
 ) -> Image.Image:
-    array = np.asarray(_gray(image))
+    gray = _gray(image)
+    array = np.asarray(gray)
     b = min(step.border, max(1, min(array.shape) // 2))
     border = np.concatenate(
         [array[:b].ravel(), array[-b:].ravel(), array[:, :b].ravel(), array[:, -b:].ravel()]
     )
-    return ImageOps.invert(image) if float(np.median(border)) > 127 else image
+    # "Light" is relative to the ink, not to mid-grey: paper photographed in dim light, or
+    # coloured paper, can be darker than 127 and still carry darker ink.
+    low, high = gray.getextrema()
+    return ImageOps.invert(image) if float(np.median(border)) > (low + high) / 2 else image
 
 
 def _autocontrast(image: Image.Image, step: AutocontrastStep) -> Image.Image:

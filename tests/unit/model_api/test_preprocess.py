@@ -56,6 +56,15 @@ def test_light_ink_on_black_is_not_inverted() -> None:
     assert np.abs(_ink(prepare_image(dark, MNIST)) - reference).mean() < 1
 
 
+@pytest.mark.parametrize(("paper", "ink"), [(110, 20), (90, 0), (150, 250), (40, 140)])
+def test_lighter_is_relative_to_the_ink_not_to_mid_grey(paper: int, ink: int) -> None:
+    # dark ink on paper photographed in dim light (paper below 127) is still inverted; light
+    # chalk on a mid-grey board (paper above 127) is not
+    page = drawn_digit_seven(200, "L").point(lambda v: paper if v > 127 else ink)
+    reference = _ink(prepare_image(drawn_digit_seven(200, "L"), MNIST))
+    assert np.abs(_ink(prepare_image(page, MNIST)) - reference).mean() < 12
+
+
 def test_transparent_background_is_laid_on_white_paper() -> None:
     rgba = Image.new("RGBA", (200, 200), (0, 0, 0, 0))
     ink = drawn_digit_seven(200, "L").point(lambda v: 255 - v)  # alpha = ink
