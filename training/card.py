@@ -12,9 +12,37 @@ _JSON = re.compile(r"<!-- figures-json: (\{.*?\}) -->", re.S)
 _SHA = re.compile(r"SHA-256 of `model\.onnx`: `([0-9a-f]{64})`")
 
 
-def render_block(rows: list[tuple[str, str]], figures: dict, sha256: str) -> str:
-    """Markdown table of the figures, the model's SHA-256 and a machine-readable JSON copy."""
-    lines = [BEGIN, "", "| Figure | Value |", "|---|---|"]
+# mnist's held-out sources: (figures key prefix, what it is, how it is held out)
+MNIST_SOURCES = [
+    ("heldout", "Real MNIST digits as 28x28 tensors (normalisation only)",
+     "1,000 digits never trained on"),
+    ("rendered_png", "Real MNIST digits as 200x200 black-on-white PNGs",
+     "the same 1,000 digits"),
+    ("printed", "Printed digits: photographed, scanned, coloured, JPEG, transparent PNG",
+     "whole font families never trained on"),
+    ("canvas", "Canvas strokes: round-brush polylines as the UI's canvas draws them",
+     "drawing seeds never trained on"),
+]
+
+
+def source_table(figures: dict) -> list[str]:
+    """Markdown table of mnist's accuracy per held-out source."""
+    lines = ["| Source | Held out | Images | Accuracy |", "|---|---|---:|---:|"]
+    for key, what, held_out in MNIST_SOURCES:
+        n = figures["heldout_n"] if key in ("heldout", "rendered_png") else figures[f"{key}_n"]
+        lines.append(f"| {what} | {held_out} | {n:,} | {figures[f'{key}_accuracy']:.2f} % |")
+    return lines
+
+
+def render_block(rows: list[tuple[str, str]], figures: dict, sha256: str,
+                 per_source: bool = False) -> str:
+    """Markdown table of the figures, the model's SHA-256 and a machine-readable JSON copy;
+    with `per_source`, the accuracy per held-out source first (mnist)."""
+    lines = [BEGIN, ""]
+    if per_source:
+        lines += ["Accuracy by source, every image through the served preprocessing except the "
+                  "first row:", "", *source_table(figures), ""]
+    lines += ["| Figure | Value |", "|---|---|"]
     lines += [f"| {name} | {value} |" for name, value in rows]
     lines += ["", f"SHA-256 of `model.onnx`: `{sha256}`", "",
               f"<!-- figures-json: {json.dumps(figures, sort_keys=True)} -->", "", END]

@@ -15,8 +15,8 @@ def mnist_config(mean: float, std: float) -> ModelConfig:
     """Photo/scan/drawing of one digit -> MNIST-style 28x28 white-on-black, centred by mass."""
     return ModelConfig.model_validate({
         "name": "mnist",
-        "description": ("Handwritten digit classifier (0-9), small CNN trained on real MNIST"
-                        " digits."),
+        "description": ("Digit classifier (0-9) for handwritten, printed and canvas-drawn"
+                        " digits; small CNN trained on real MNIST digits, fonts and strokes."),
         "file": "model.onnx",
         "input": {"name": "input", "shape": [None, 1, MNIST_SIZE, MNIST_SIZE]},
         "output": {"name": "probabilities", "shape": [None, 10]},
@@ -25,8 +25,8 @@ def mnist_config(mean: float, std: float) -> ModelConfig:
             {"op": "convert", "mode": "L"},
             {"op": "reject_blank", "min_range": 24},
             {"op": "invert_if_light_background", "border": 2},
-            {"op": "autocontrast", "cutoff": 1.0},
-            {"op": "crop_to_content", "threshold": 40},
+            {"op": "autocontrast", "cutoff": 0.5},
+            {"op": "crop_to_content", "threshold": 100},
             {"op": "fit_in_box", "size": 20},
             {"op": "center_by_mass", "size": MNIST_SIZE},
             {"op": "normalize", "mean": [round(mean, 4)], "std": [round(std, 4)]},

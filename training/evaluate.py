@@ -1,10 +1,11 @@
 """Held-out evaluation of a model folder with ONNX Runtime, through the serving preprocessing.
 
-    python -m training.evaluate mnist [--json] [--model-dir models/mnist]
+    python -m training.evaluate mnist [--json] [--model-dir models/mnist] [--confusion PNG]
     python -m training.evaluate leukemia [--json] [--data-dir DIR]
 
 The held-out data is regenerated deterministically (same split / seed as training), so the
-figures can be compared with those in the model card.
+figures can be compared with those in the model card. mnist is measured per source: real
+MNIST, printed digits in held-out font families, canvas strokes from held-out seeds.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from PIL import Image
 
 from model_api.model_config import ModelConfig
 from model_api.preprocess import normalize, preprocess
-from training import leukemia_data, mnist_data
+from training import digit_sources, leukemia_data, mnist_data
 from training.configs import read_config
+from training.confusion import confusion_matrix, write_confusion_png
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = REPO / "models"
@@ -52,8 +54,14 @@ def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
     return round(100.0 * float((probs.argmax(1) == labels).mean()), 2)
 
 
-def evaluate_mnist(model_dir: Path, max_eval: int | None = None) -> dict:
-    """Accuracy on the 1,000 held-out digits: as MNIST tensors, and as 200x200 user PNGs."""
+def mnist_predictions(model_dir: Path, max_eval: int | None = None,
+                      ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """source -> (labels, probabilities) on held-out data.
+
+    `mnist_tensor` is the 1,000 held-out MNIST digits as tensors (normalisation only); every
+    other source goes through the served preprocessing: `mnist` as 200x200 user PNGs, `printed`
+    in font families never trained on, `canvas` drawn from seeds never trained on.
+    """
     config = read_config(model_dir)
     session = open_session(model_dir, config)
     x, y = mnist_data.load_digits()
@@ -61,12 +69,41 @@ def evaluate_mnist(model_dir: Path, max_eval: int | None = None) -> dict:
     held = held[:max_eval] if max_eval else held
     step = config.preprocess[-1]
     tensors = np.stack([normalize(Image.fromarray(d, "L"), step) for d in x[held]])
-    rendered = through_config([mnist_data.render_on_paper(d) for d in x[held]], config)
-    return {
-        "heldout_n": len(held),
-        "heldout_accuracy": accuracy(predict(session, tensors), y[held]),
-        "rendered_png_accuracy": accuracy(predict(session, rendered), y[held]),
+    rendered = [mnist_data.render_on_paper(d) for d in x[held]]
+    out = {"mnist_tensor": (y[held], predict(session, tensors)),
+           "mnist": (y[held], predict(session, through_config(rendered, config)))}
+    for source in digit_sources.SYNTHETIC:
+        n = min(max_eval, digit_sources.HELDOUT_N[source]) if max_eval else None
+        images, labels = digit_sources.heldout_set(source, n)
+        out[source] = (labels, predict(session, through_config(images, config)))
+    return out
+
+
+SOURCE_TITLES = {"mnist": "real MNIST", "printed": "printed, unseen font families",
+                 "canvas": "canvas strokes, unseen seeds"}
+
+
+def evaluate_mnist(model_dir: Path, max_eval: int | None = None,
+                   confusion_png: Path | None = None) -> dict:
+    """Held-out accuracy per source (see mnist_predictions); optionally the confusion PNG."""
+    predictions = mnist_predictions(model_dir, max_eval)
+    labels, _ = predictions["mnist"]
+    result = {
+        "heldout_n": len(labels),
+        "heldout_accuracy": accuracy(predictions["mnist_tensor"][1], labels),
+        "rendered_png_accuracy": accuracy(predictions["mnist"][1], labels),
     }
+    for source in digit_sources.SYNTHETIC:
+        labels, probs = predictions[source]
+        result[f"{source}_n"] = len(labels)
+        result[f"{source}_accuracy"] = accuracy(probs, labels)
+    if confusion_png is not None:
+        write_confusion_png({
+            f"{title} ({accuracy(probs, labels):.1f} %)":
+                confusion_matrix(labels, probs.argmax(1))
+            for source, title in SOURCE_TITLES.items()
+            for labels, probs in [predictions[source]]}, confusion_png)
+    return result
 
 
 def evaluate_leukemia(model_dir: Path, data_dir: Path | None = None,
@@ -101,10 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="leukemia: real folder-per-class dataset (all/, hem/)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--confusion", type=Path, default=None,
+                        help="mnist: also write the per-source confusion-matrix PNG here")
     args = parser.parse_args(argv)
     model_dir = args.model_dir or MODELS / args.model
     if args.model == "mnist":
-        result = evaluate_mnist(model_dir)
+        result = evaluate_mnist(model_dir, confusion_png=args.confusion)
     else:
         result = evaluate_leukemia(model_dir, args.data_dir)
     if args.json:

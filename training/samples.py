@@ -1,7 +1,10 @@
 """Write `samples/` for a model: a few user-style images and `labels.json` (file -> label).
 
 MNIST samples are held-out digits (never trained on) drawn the way users send them: dark ink on
-light paper, many sizes, RGB / RGBA / grayscale, PNG / JPEG / BMP. Leukemia samples are
+light paper, many sizes, RGB / RGBA / grayscale, PNG / JPEG / BMP; and three forms MNIST lacks,
+from font families and seeds never trained on (a printed `1`, a printed `7` with a bar, an open
+`4` drawn on the canvas). Their names sort after the digits, so tests indexing the first ten
+keep their images. Leukemia samples are
 typical synthetic cells from an index range used neither for training nor for the held-out
 figures.
 """
@@ -14,7 +17,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-from training import leukemia_data, mnist_data
+from training import fonts, leukemia_data, mnist_data
+from training.capture import lay_ink
+from training.printed import add_bar, glyph_mask
+from training.strokes import SKELETONS, draw_strokes
 from training.synth_leukemia import LABELS, make_image
 
 SAMPLE_OFFSET = 2_000_000
@@ -66,6 +72,36 @@ def mnist_samples() -> list[tuple[str, Image.Image, str]]:
     ]
 
 
+def _font(family: str, name: str) -> Path:
+    return next(p for p in fonts.font_files()[family] if p.name == name)
+
+
+def _printed_page(mask: Image.Image, page: tuple[int, int], at: tuple[int, int],
+                  paper: tuple, pen: tuple) -> Image.Image:
+    coverage = Image.new("L", page, 0)
+    coverage.paste(mask, at)
+    return lay_ink(coverage, np.asarray(pen, float), np.asarray(paper, float))
+
+
+def beyond_mnist_samples() -> list[tuple[str, Image.Image, str]]:
+    """What MNIST lacks, from font families and seeds never trained on: a printed `1` with flag
+    and foot, a printed `7` with a bar, a `4` drawn open on the canvas (transparent PNG)."""
+    one = glyph_mask(_font("caladea", "Caladea-Regular.ttf"), 1, 150).rotate(
+        -4, Image.Resampling.BICUBIC, expand=True)
+    photo = _printed_page(one, (260, 220), (90, 30), (226, 222, 210), (35, 35, 40))
+    photo = photo.filter(ImageFilter.GaussianBlur(0.8))
+    seven = add_bar(glyph_mask(_font("carlito", "Carlito-Bold.ttf"), 7, 110),
+                    np.random.default_rng(7))
+    barred = _printed_page(seven, (180, 160), (50, 25), (250, 240, 190), (30, 50, 150))
+    rng = np.random.default_rng(4_000_004)  # a seed neither training nor evaluation draws
+    coverage = draw_strokes(SKELETONS[4][1], rng)
+    canvas = Image.new("RGBA", coverage.size, (0, 0, 0, 0))
+    canvas.putalpha(coverage)
+    return [("printed_1_flag_and_foot_photo.jpg", photo, "1"),
+            ("printed_7_with_bar_blue_ink.png", barred, "7"),
+            ("canvas_4_open_transparent.png", canvas, "4")]
+
+
 def leukemia_samples() -> list[tuple[str, Image.Image, str]]:
     """(file name, image, label): four unseen, typical synthetic cells per class, some JPEG."""
     out = []
@@ -85,7 +121,7 @@ def write_samples(name: str, model_dir: Path) -> None:
     """(Re)write `model_dir/samples/` with images and labels.json."""
     folder = model_dir / "samples"
     folder.mkdir(parents=True, exist_ok=True)
-    items = mnist_samples() if name == "mnist" else leukemia_samples()
+    items = mnist_samples() + beyond_mnist_samples() if name == "mnist" else leukemia_samples()
     labels = {}
     for file_name, image, label in items:
         options = {"quality": 90} if file_name.endswith(".jpg") else {}

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from model_api.model_config import ModelConfig, file_sha256
 from model_api.preprocess import prepare_image
-from training import card, evaluate, leukemia_data, mnist_data, samples
+from training import card, evaluate, leukemia_data, mnist_mix, samples
 from training.augment import augment_cells, augment_digits
 from training.configs import SYNTHETIC_DESCRIPTION, leukemia_config, mnist_config, write_config
 from training.export import export_onnx, metadata_for, parity_check
@@ -66,18 +66,6 @@ def fit(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, mean: torch.Tens
     return losses
 
 
-def mnist_training_set(max_train: int | None, seed: int, config: ModelConfig):
-    """Two views of each training digit: raw MNIST, and a user-style page run through serving."""
-    x, y = mnist_data.load_digits()
-    train, _ = mnist_data.stratified_split(y)
-    train = train[:max_train] if max_train else train
-    rng = np.random.default_rng(seed)
-    served = np.stack([mnist_data.serving_view(mnist_data.render_varied(d, rng), config)
-                       for d in x[train]])
-    views = np.stack([x[train], served])[:, :, None]  # (2, N, 1, 28, 28)
-    return torch.from_numpy(views), torch.from_numpy(y[train])
-
-
 def leukemia_training_set(data_dir: Path | None, max_train: int | None, config: ModelConfig):
     """Synthetic (or real folder) training crops, resized exactly as served, as uint8 NCHW."""
     if data_dir is None:
@@ -101,16 +89,15 @@ def train(name: str, out: Path, seed: int, threads: int, epochs: int | None,
     epochs = epochs or default_epochs
     started = time.perf_counter()
     if name == "mnist":
-        x, y = mnist_training_set(max_train, seed, mnist_config(0.1307, 0.3081))
-        raw = x[0].float() / 255.0
-        mean, std = float(raw.mean()), float(raw.std())
-        config = mnist_config(mean, std)
+        config = mnist_config(*mnist_mix.pixel_statistics())
+        x, y, sources = mnist_mix.training_set(max_train, seed, config)
         net, augment = mnist_net(), augment_digits
     else:
         labels = (leukemia_data.folder_labels(data_dir) if data_dir
                   else list(leukemia_data.LABELS))
         x, y = leukemia_training_set(data_dir, max_train, leukemia_config(labels, [0.5] * 3,
                                                                            [0.25] * 3))
+        sources = {}
         flat = x[0].float().div(255.0).transpose(0, 1).reshape(3, -1)
         description = (f"Research use only: cell-image classifier retrained on {data_dir.name}"
                        f" ({', '.join(labels)}). Not a diagnostic tool." if data_dir
@@ -140,7 +127,7 @@ def train(name: str, out: Path, seed: int, threads: int, epochs: int | None,
         samples.write_samples(name, out)
 
     if name == "mnist":
-        figures = evaluate.evaluate_mnist(out, max_eval)
+        figures = evaluate.evaluate_mnist(out, max_eval, confusion_png=out / "confusion.png")
     else:
         figures = evaluate.evaluate_leukemia(
             out, data_dir, min(max_eval or leukemia_data.N_TEST, leukemia_data.N_TEST))
@@ -151,10 +138,12 @@ def train(name: str, out: Path, seed: int, threads: int, epochs: int | None,
         "parity_max_abs_diff": float(f"{parity:.2e}"), "onnx_bytes": onnx_path.stat().st_size,
         "opset": 17, "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
     })
+    if sources:
+        figures["train_sources"] = sources
     sha = file_sha256(onnx_path)
     readme = out / "README.md"
-    card.write_block(readme, card.render_block(card_rows(name, figures), figures, sha),
-                     template=MODELS / name / "README.md")
+    block = card.render_block(card_rows(name, figures), figures, sha, per_source=name == "mnist")
+    card.write_block(readme, block, template=MODELS / name / "README.md")
     print(f"wrote {onnx_path} ({figures['onnx_bytes']} bytes, sha256 {sha})")
     for key, value in figures.items():
         print(f"  {key}: {value}")
@@ -163,16 +152,17 @@ def train(name: str, out: Path, seed: int, threads: int, epochs: int | None,
 
 def card_rows(name: str, f: dict) -> list[tuple[str, str]]:
     """Human-readable rows of the card's figures table."""
-    rows = [("Held-out images", f"{f['heldout_n']}"),
-            ("Held-out accuracy", f"{f['heldout_accuracy']:.2f} %")]
     if name == "mnist":
-        rows.append(("Held-out accuracy, rendered as 200x200 black-on-white RGB PNG, "
-                     "through the served preprocessing", f"{f['rendered_png_accuracy']:.2f} %"))
+        counts = ", ".join(f"{n:,} {source}" for source, n in f["train_sources"].items())
+        rows = [("Training digits", f"{counts}; MNIST repeated {mnist_mix.MNIST_REPEAT}x, "
+                 f"{f['train_n']:,} per epoch")]
     else:
+        rows = [("Held-out images", f"{f['heldout_n']}"),
+                ("Held-out accuracy", f"{f['heldout_accuracy']:.2f} %")]
         rows += [(f"Recall of `{k[7:]}`", f"{v:.2f} %") for k, v in f.items()
                  if k.startswith("recall_")]
-        rows.append(("Held-out data", f"{f['data']}"))
-    rows += [("Training images", f"{f['train_n']}"), ("Epochs", f"{f['epochs']}"),
+        rows += [("Held-out data", f"{f['data']}"), ("Training images", f"{f['train_n']}")]
+    rows += [("Epochs", f"{f['epochs']}"),
              ("Parameters", f"{f['parameters']:,}"),
              ("Final training loss (label-smoothed)", f"{f['final_train_loss']}"),
              ("Training time (CPU, incl. data)",

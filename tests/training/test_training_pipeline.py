@@ -40,11 +40,16 @@ def test_mnist_tiny_run_trains_exports_and_documents(tmp_path):
         == 0
     )
     figures = _check_model_folder(out, [str(d) for d in range(10)])
-    assert figures["train_n"] == 128 and figures["heldout_n"] == 30
-    assert 0 <= figures["rendered_png_accuracy"] <= 100
+    assert figures["train_sources"] == {"mnist": 128, "printed": 128, "canvas": 128}
+    assert figures["train_n"] == 128 * 2 + 128 + 128  # real MNIST counted twice
+    assert figures["heldout_n"] == figures["printed_n"] == figures["canvas_n"] == 30
+    for key in ("rendered_png_accuracy", "printed_accuracy", "canvas_accuracy"):
+        assert 0 <= figures[key] <= 100
     labels = json.loads((out / "samples" / "labels.json").read_text(encoding="utf-8"))
-    assert sorted(labels.values()) == [str(d) for d in range(10)]
-    assert "## Limitations" in (out / "README.md").read_text(encoding="utf-8")  # card template
+    assert sorted(set(labels.values())) == [str(d) for d in range(10)] and len(labels) == 13
+    text = (out / "README.md").read_text(encoding="utf-8")
+    assert "## Limitations" in text and "| Source | Held out |" in text  # template, sources
+    assert (out / "confusion.png").stat().st_size < 100_000
 
 
 @pytest.mark.slow
