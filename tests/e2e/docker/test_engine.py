@@ -135,7 +135,7 @@ def test_docker_logs_show_each_service(stack: None) -> None:
 
 CONTAINER_CHECKS = {
     "db_api": ["append-only file on", "eviction allkeys-lru"],
-    "model_api": ["mnist: all 10 samples classified as labelled", "is ready: mnist"],
+    "model_api": ["mnist: all 13 samples classified as labelled", "is ready: mnist"],
     # The web_api image carries no models: its /predict check sends a drawn image.
     "web_api": ["model_api is ready behind the gateway", "for a drawn test image"],
 }

@@ -120,7 +120,7 @@ def model_api_down(stack: RunningServices) -> Iterator[None]:
 
 EXPECTED_WHEN_HEALTHY = {
     "model_api": [
-        "mnist: all 10 samples classified as labelled",
+        "mnist: all 13 samples classified as labelled",
         "runs on CPUExecutionProvider",
         "is ready: mnist on CPUExecutionProvider",
         "POST /v1/models/mnist/predict answered '0' for 0_rgb_200.png",
@@ -178,7 +178,7 @@ def test_model_api_down_fails_the_model_api_and_web_api_checks(stack: RunningSer
         "refused): model_api is not running there; start it (./start_all.sh), point --url at "
         "it, or check the models alone with --offline"
     ]
-    assert "mnist: all 10 samples classified as labelled" in model_api.stdout
+    assert "mnist: all 13 samples classified as labelled" in model_api.stdout
     assert offline.returncode == 0, offline.stdout
     assert web_api.returncode == 1
     assert failures(web_api) == [

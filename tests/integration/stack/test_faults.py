@@ -120,27 +120,43 @@ def test_model_api_killed_and_restarted_while_requests_flow(stack: RunningServic
     assert httpx.post(stack.url + "/predict", content=variants(1)[0][0]).status_code == 200
 
 
+UPLOAD_SECONDS = 1.5
+"""How long each drained request takes to send its body: SIGTERM comes in the middle."""
+
+
+def slow_upload(data: bytes, parts: int = 10) -> Iterator[bytes]:
+    """The body in `parts` pieces spread over UPLOAD_SECONDS (a slow client, chunked)."""
+    size = -(-len(data) // parts)
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+        time.sleep(UPLOAD_SECONDS / parts)
+
+
 @pytest.mark.parametrize("service", ["model_api", "web_api"])
 def test_sigterm_drains_in_flight_requests(stack: RunningServices, service: str) -> None:
-    side = 5000 if service == "model_api" else 4992  # not the other case's images: no cache hit
-    big = [
-        encode(Image.open(path).resize((side, side)), "PNG", compress_level=1)
-        for path, _ in samples("mnist")[:6]
-    ]
+    # Each request is still uploading when SIGTERM comes (however fast the machine): the
+    # service must read it to the end and answer it before it exits.
+    side = 300 if service == "model_api" else 299  # not the other case's images: no cache hit
+    big = [encode(Image.open(path).resize((side, side)), "PNG") for path, _ in samples("mnist")[:6]]
     labels = [label for _, label in samples("mnist")[:6]]
     target = (
         stack.model_api_url + "/v1/models/mnist/predict"
         if service == "model_api"
         else stack.url + "/predict"
     )
+
+    def post(data: bytes) -> httpx.Response:
+        return httpx.post(target, content=slow_upload(data), timeout=30)
+
     with ThreadPoolExecutor(len(big)) as executor:
-        futures = [executor.submit(httpx.post, target, content=data, timeout=30) for data in big]
+        started = time.monotonic()
+        futures = [executor.submit(post, data) for data in big]
         port = int(target.split(":")[2].split("/")[0])
-        deadline = time.monotonic() + 20
         while established_connections(port) < len(big):  # every request has reached it
-            assert time.monotonic() < deadline, "requests never arrived"
+            assert time.monotonic() - started < 20, "requests never arrived"
             time.sleep(0.02)
-        time.sleep(0.2)  # headers in; decoding 5000x5000 PNGs keeps them busy for seconds
+        time.sleep(0.3)  # headers in, bodies arriving
+        assert not any(future.done() for future in futures), "answered before SIGTERM"
         code = getattr(stack, service).stop()
         answers = [future.result() for future in futures]
     # uvicorn re-raises the SIGTERM it handled once shutdown is complete
