@@ -3,7 +3,7 @@
 # browser test, Prometheus for the metrics test), lint, and run the whole suite. What CI
 # runs; what a newcomer types.
 # usage: ./scripts/test.sh [--fast] [PYTEST_ARGS...]
-#   --fast: only tests/unit (no processes, no Debian packages): under a minute
+#   --fast: only tests/unit (no processes, no browser): under a minute
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fast=false
@@ -22,6 +22,7 @@ if [[ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]]; then
     echo "$wanted" >"$stamp"
 fi
 "$venv/bin/ruff" check .
+bash scripts/install_training_fonts.sh  # mnist's printed digits: training and its held-out figures
 if $fast; then
     exec "$venv/bin/python" -m pytest tests/unit "$@"
 fi
@@ -29,5 +30,4 @@ bash scripts/install_debian_package.sh curl
 bash scripts/install_test_browser.sh
 # Prometheus: the metrics test scrapes the stack with a server of its own (only the binary).
 bash scripts/install_debian_package.sh prometheus
-bash scripts/install_training_fonts.sh  # mnist's printed digits: training and its held-out figures
 exec "$venv/bin/python" -m pytest "$@"

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from harness import ROOT
 from model_api.model_config import load_model_config
 from model_api.preprocess import prepare_image
 from training import digit_sources, fonts
@@ -17,7 +17,7 @@ from training.confusion import confusion_matrix, write_confusion_png
 from training.printed import PAGE_SIDES, add_bar, glyph_mask, render_printed
 from training.strokes import SKELETONS, draw_strokes, render_canvas
 
-MNIST = load_model_config(Path(__file__).resolve().parents[2] / "models", "mnist")
+MNIST = load_model_config(ROOT / "models", "mnist")
 
 
 def test_heldout_families_are_whole_and_have_no_copy_in_training() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -11,11 +10,11 @@ import onnxruntime as ort
 import pytest
 from PIL import Image
 
+from harness import ROOT
 from model_api.model_config import file_sha256, load_model_config
 from model_api.preprocess import preprocess
 from training import card, evaluate
 
-ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "models"
 NAMES = ["mnist", "leukemia"]
 
