@@ -42,6 +42,20 @@ class Report:
         return 1 if self.failures else 0
 
 
+def cache_state(cache: str, who: str) -> str:
+    """The cache's state as `who` reports it: ok or disabled pass, degraded (Redis does not
+    answer: every request is computed again) fails with where to look."""
+    if cache == "degraded":
+        raise CheckFailed(
+            f"{who} is degraded: model_api cannot reach Redis, so nothing is cached and every "
+            "request is computed again; check db_api "
+            "(docker exec db_api python tests/check_db_api.py)"
+        )
+    if cache not in ("ok", "disabled"):
+        raise CheckFailed(f"{who} is {cache!r}")
+    return f"{who} is {cache}"
+
+
 def fetch(
     url: str,
     timeout: float,

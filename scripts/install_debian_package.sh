@@ -11,12 +11,5 @@ command="${2:-$1}"
 if command -v "$command" >/dev/null; then
     exit 0
 fi
-if [ "$(id -u)" -ne 0 ]; then
-    SUDO=sudo
-else
-    SUDO=
-fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "$package" >/dev/null
+bash "$(dirname "$0")/apt_install.sh" "$package"
 "$command" --version | head -1

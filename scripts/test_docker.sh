@@ -13,8 +13,7 @@ export DOCKER_HOST="unix://$MLSERVE_DOCKERD_DIR/docker.sock"
 if [[ -x .venv/bin/python ]]; then export PATH="$PWD/.venv/bin:$PATH"; fi
 
 if ! command -v dockerd >/dev/null || ! command -v debootstrap >/dev/null; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io debootstrap >/dev/null
+    bash scripts/apt_install.sh docker.io debootstrap
 fi
 
 wheels="$(scripts/docker/wheels.sh)"

@@ -28,7 +28,14 @@ os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 
-from mlserve_common.service_check import CheckFailed, Report, as_json, check_parser, fetch  # noqa: E402
+from mlserve_common.service_check import (  # noqa: E402
+    CheckFailed,
+    Report,
+    as_json,
+    cache_state,
+    check_parser,
+    fetch,
+)  # noqa: E402
 from model_api.config import Settings  # noqa: E402
 from model_api.imaging import load_image, open_image  # noqa: E402
 from model_api.inference import CUDA, ModelRunner, gpu_visible  # noqa: E402
@@ -134,15 +141,7 @@ def read_readiness(url: str, timeout: float) -> dict:
 def check_cache(url: str, timeout: float) -> str:
     """The cache state /health/ready reports (ok or disabled pass, degraded fails), asked
     after the prediction: model_api learns that Redis is away from a failed call."""
-    cache = read_readiness(url, timeout).get("cache")
-    if cache == "degraded":
-        raise CheckFailed(
-            "model_api's cache is degraded: Redis does not answer, so every request is "
-            "computed again; check db_api (docker exec db_api python tests/check_db_api.py)"
-        )
-    if cache not in ("ok", "disabled"):
-        raise CheckFailed(f"model_api reports the cache as {cache!r}")
-    return f"model_api's cache is {cache}"
+    return cache_state(read_readiness(url, timeout).get("cache", "unknown"), "model_api's cache")
 
 
 def check_http_predict(settings: Settings, url: str, model: str, timeout: float) -> str:

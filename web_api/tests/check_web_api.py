@@ -26,7 +26,14 @@ if str(ROOT) not in sys.path:
 
 from PIL import Image, ImageDraw  # noqa: E402
 
-from mlserve_common.service_check import CheckFailed, Report, as_json, check_parser, fetch  # noqa: E402
+from mlserve_common.service_check import (  # noqa: E402
+    CheckFailed,
+    Report,
+    as_json,
+    cache_state,
+    check_parser,
+    fetch,
+)  # noqa: E402
 from web_api.config import Settings  # noqa: E402
 
 MODELS_DIR = ROOT / "models"
@@ -53,14 +60,7 @@ def check_model_api(health: dict) -> str:
 
 
 def check_cache(cache: str) -> str:
-    if cache == "degraded":
-        raise CheckFailed(
-            "the cache is degraded: model_api cannot reach Redis, so nothing is cached; check "
-            "db_api (docker exec db_api python tests/check_db_api.py)"
-        )
-    if cache not in ("ok", "disabled"):
-        raise CheckFailed(f"the cache is {cache!r}")
-    return f"the cache is {cache}"
+    return cache_state(cache, "the cache")
 
 
 def check_gateway_cache(url: str, timeout: float) -> str:

@@ -153,7 +153,7 @@ def test_each_check_passes_on_a_healthy_stack(stack: RunningServices, service: s
 
 REDIS_DOWN_FAILURES = {
     "db_api": "FAIL: cannot connect to Redis at 127.0.0.1:",
-    "model_api": "FAIL: model_api's cache is degraded: Redis does not answer",
+    "model_api": "FAIL: model_api's cache is degraded: model_api cannot reach Redis",
     "web_api": "FAIL: the cache is degraded: model_api cannot reach Redis",
 }
 
