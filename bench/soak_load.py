@@ -10,10 +10,10 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import aiohttp
 import numpy as np
+import psutil
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
@@ -125,12 +125,9 @@ async def pilot(
 def read_rss(pid: int) -> int:
     """VmRSS of `pid` in bytes (0 once the process is gone)."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+        return psutil.Process(pid).memory_info().rss
+    except psutil.Error:
+        return 0
 
 
 async def cache_size(client: redis.Redis) -> tuple[int, int]:
