@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class CheckFailed(Exception):
@@ -90,6 +94,15 @@ def as_json(raw: bytes) -> dict:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+def settings_of(service: str, read: Callable[[], T]) -> T:
+    """The service's settings; invalid ones are the first failure (printed, exit 1)."""
+    try:
+        return read()
+    except ValueError as exc:
+        print(f"FAIL: {service}'s settings are invalid: {exc}", flush=True)
+        sys.exit(1)
 
 
 def check_parser(doc: str, service: str, port: int) -> argparse.ArgumentParser:

@@ -35,6 +35,7 @@ from mlserve_common.service_check import (  # noqa: E402
     cache_state,
     check_parser,
     fetch,
+    settings_of,
 )  # noqa: E402
 from model_api.config import Settings  # noqa: E402
 from model_api.imaging import load_image, open_image  # noqa: E402
@@ -184,11 +185,7 @@ def check_service(report: Report, settings: Settings, url: str, timeout: float) 
 
 
 def main() -> int:
-    try:
-        settings = Settings()
-    except ValueError as exc:
-        print(f"FAIL: model_api's settings are invalid: {exc}")
-        return 1
+    settings = settings_of("model_api", Settings)
     parser = check_parser(__doc__, "model_api", settings.port)
     parser.add_argument(
         "--model", help="check only this model (default: MODEL_NAME and MLSERVE_MODELS)"

@@ -33,6 +33,7 @@ from mlserve_common.service_check import (  # noqa: E402
     cache_state,
     check_parser,
     fetch,
+    settings_of,
 )  # noqa: E402
 from web_api.config import Settings  # noqa: E402
 
@@ -150,11 +151,7 @@ def check_ui(report: Report, args: argparse.Namespace, settings: Settings) -> No
 
 
 def main() -> int:
-    try:
-        settings = Settings()
-    except ValueError as exc:
-        print(f"FAIL: web_api's settings are invalid: {exc}")
-        return 1
+    settings = settings_of("web_api", Settings)
     parser = check_parser(__doc__, "web_api", settings.web_port)
     parser.add_argument(
         "--app-type",
