@@ -42,7 +42,11 @@ class MLServeClient:
     asking; every call carries a fresh request id."""
 
     def __init__(
-        self, url: str, timeout: float, api_key: str | None = None, app_type: str | None = None
+        self,
+        url: str,
+        timeout: float | httpx.Timeout,
+        api_key: str | None = None,
+        app_type: str | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.app_type = app_type

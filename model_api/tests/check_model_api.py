@@ -36,7 +36,7 @@ from mlserve_common.service_check import (  # noqa: E402
     check_parser,
     fetch,
     settings_of,
-)  # noqa: E402
+)
 from model_api.config import Settings  # noqa: E402
 from model_api.imaging import load_image, open_image  # noqa: E402
 from model_api.inference import CUDA, ModelRunner, gpu_visible  # noqa: E402

@@ -34,7 +34,7 @@ from mlserve_common.service_check import (  # noqa: E402
     check_parser,
     fetch,
     settings_of,
-)  # noqa: E402
+)
 from web_api.config import Settings  # noqa: E402
 
 MODELS_DIR = ROOT / "models"

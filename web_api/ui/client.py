@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from mlserve_cli.client import MLServeClient, RequestError, TooSlowError, UnreachableError
+from mlserve_cli.client import MLServeClient, RequestError, TooSlowError
 from mlserve_common import image_formats
 from web_api.config import Settings
 
@@ -91,10 +91,8 @@ def friendly(problem: RequestError) -> UiError:
     if isinstance(problem, TooSlowError) or problem.status == 504:
         return UiError(TOO_SLOW, detail)
     status = problem.status
-    # nothing answered, a gateway error, or an answer that is not MLServe's
-    if isinstance(problem, UnreachableError) or status is None or status in (502, 503):
-        return UiError(UNAVAILABLE, detail)
-    if status < 400:
+    # nothing answered (status None), a gateway error, or an answer that is not MLServe's
+    if status is None or status < 400 or status in (502, 503):
         return UiError(UNAVAILABLE, detail)
     if status >= 500:
         return UiError(FAILED, detail)
