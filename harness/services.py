@@ -121,8 +121,13 @@ def running_services(
     model_api = model_api_process(
         model, model_port, redis_server.url, tmp / "model_api.log", **model_api_env
     )
+    # The gateway reads the cache as it does in a stack started by start_all.sh.
     web_api = web_api_process(
-        model, web_port, model_api_url, tmp / "web_api.log", **(web_api_env or {})
+        model,
+        web_port,
+        model_api_url,
+        tmp / "web_api.log",
+        **{"MLSERVE_REDIS_URL": redis_server.url, **(web_api_env or {})},
     )
     try:
         model_api.start()

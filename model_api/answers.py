@@ -1,8 +1,9 @@
 """A prediction as JSON bytes: encoded once when inferred, stored as is, answered as is.
 
 The cache keeps the final bytes of the prediction; an answer is those bytes with
-`cached`, `app_type` and `timings` spliced onto the end, so a cache hit does no JSON
-encoding of the prediction and no validation beyond a cheap check that it is ours.
+`cached`, `app_type` and `timings` spliced onto the end (`mlserve_common.answer_json`), so
+a cache hit does no JSON encoding of the prediction and no validation beyond a cheap check
+that it is ours.
 """
 
 from __future__ import annotations
@@ -10,9 +11,8 @@ from __future__ import annotations
 import numpy as np
 import orjson
 
+from mlserve_common import answer_json
 from model_api.model_config import ModelConfig
-
-STAGES = ("cache_lookup_ms", "decode_ms", "preprocess_ms", "inference_ms", "total_ms")
 
 
 def encode_prediction(config: ModelConfig, version: str, row: np.ndarray) -> bytes:
@@ -34,29 +34,7 @@ def encode_prediction(config: ModelConfig, version: str, row: np.ndarray) -> byt
 def is_prediction_of(raw: bytes, config: ModelConfig, version: str) -> bool:
     """True when cached bytes are a prediction of this model version (a foreign or corrupt
     value is a miss, and is overwritten)."""
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return False
-    return (
-        isinstance(value, dict)
-        and value.get("model") == config.name
-        and value.get("version") == version
-        and value.get("label") in config.labels
-        and isinstance(value.get("probabilities"), dict)
-    )
-
-
-def answer(prediction: bytes, cached: bool, app_type: str, timings: dict[str, float]) -> bytes:
-    """The `PredictResponse` JSON: the prediction's bytes plus how it was obtained."""
-    extra = orjson.dumps(
-        {
-            "cached": cached,
-            "app_type": app_type,
-            "timings": {stage: round(timings.get(stage, 0.0), 3) for stage in STAGES},
-        }
-    )
-    return prediction[:-1] + b"," + extra[1:]
+    return answer_json.is_prediction(raw, config.name, version, config.labels)
 
 
 def encode_v2(config: ModelConfig, version: str, rows: np.ndarray) -> bytes:

@@ -12,27 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 from dataclasses import dataclass
 from enum import StrEnum
 
 import redis.asyncio as redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
 
+from mlserve_common import redis_client
+from mlserve_common.cache_keys import KEY_PREFIX
+from mlserve_common.redis_client import REDIS_DOWN
 from model_api import metrics
-from model_api.schemas import AppType
 
 log = logging.getLogger("model_api")
 
-# What a Redis call raises when Redis is away. uvloop adds RuntimeError ("the handler is
-# closed") when redis-py writes to a connection Redis dropped while it was being opened.
-REDIS_DOWN = (RedisError, OSError, RuntimeError)
-
-KEY_PREFIX = "mlserve:prediction:"
 LEASE_PREFIX = "mlserve:lease:"
 
 
@@ -40,47 +32,6 @@ class CacheState(StrEnum):
     ok = "ok"
     degraded = "degraded"
     disabled = "disabled"
-
-
-def cache_key(app_type: AppType | str, model_name: str, model_version: str, image: bytes) -> str:
-    """SHA-256 over app type, model name, model version and the exact image bytes.
-
-    Each text part is length-prefixed, so no two different requests share a key.
-    """
-    digest = hashlib.sha256()
-    for part in (str(app_type), model_name, model_version):
-        encoded = part.encode()
-        digest.update(len(encoded).to_bytes(4, "big"))
-        digest.update(encoded)
-    digest.update(image)
-    return KEY_PREFIX + digest.hexdigest()
-
-
-def v2_cache_key(
-    model_name: str,
-    model_version: str,
-    inputs: list[tuple[str, str, tuple[int, ...], bytes]],
-    outputs: list[str],
-) -> str:
-    """SHA-256 over a V2 inference: the model and its version, each input's name, datatype,
-    shape and bytes, and the outputs asked for; every part length-prefixed."""
-    digest = hashlib.sha256()
-
-    def part(data: bytes) -> None:
-        digest.update(len(data).to_bytes(8, "big"))
-        digest.update(data)
-
-    part(b"v2")
-    part(model_name.encode())
-    part(model_version.encode())
-    for name, datatype, shape, raw in inputs:
-        part(name.encode())
-        part(datatype.encode())
-        part(",".join(map(str, shape)).encode())
-        part(raw)
-    for name in outputs:
-        part(name.encode())
-    return KEY_PREFIX + "v2:" + digest.hexdigest()
 
 
 _CLAIM_LUA = """
@@ -113,16 +64,7 @@ class PredictionCache:
         self.state = CacheState.disabled if not url else CacheState.degraded
         self.client: redis.Redis | None = None
         if url:
-            self.client = redis.from_url(
-                url,
-                socket_timeout=timeout,
-                socket_connect_timeout=timeout,
-                retry_on_timeout=False,
-                # One immediate retry on a fresh connection: after a quick Redis restart the
-                # pooled connections are stale, and the retry makes the restart invisible.
-                retry=Retry(NoBackoff(), retries=1),
-                retry_on_error=[RedisConnectionError],
-            )
+            self.client = redis_client.connect(url, timeout)
         self._monitor: asyncio.Task | None = None
         self.errors = 0
         if self.client is not None:

@@ -1,34 +1,13 @@
-"""model_api's Prometheus metrics, summed over every worker process.
-
-Under `mlserve_common.server.serve` each worker writes its samples into the folder named by
-PROMETHEUS_MULTIPROC_DIR, and `/metrics` (answered by any worker) reads them all: totals for
-the deployment's process, not for the worker that happened to answer. In a single process
-(tests) the default registry is used.
-"""
+"""model_api's Prometheus metrics, summed over every worker process (see
+`mlserve_common.metrics_export`)."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-    values,
-)
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client import Counter, Gauge, Histogram
 
-if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    # Each write of a multiprocess value asks the OS for the pid, to notice a fork; our
-    # workers are spawned, never forked, so the pid is read once. (Measured: metric writes
-    # were 8 % of model_api's CPU per cache hit with the check, a system call each.)
-    _PID = os.getpid()
-    values.ValueClass = values.MultiProcessValue(lambda: _PID)
+from mlserve_common.metrics_export import render
 
 MODEL = ["model", "version"]
 """Every per-model metric is labelled with the model's name and its version (folder name)."""
@@ -156,20 +135,4 @@ def for_model(name: str, version: str) -> ModelMetrics:
     )
 
 
-def render() -> tuple[bytes, str]:
-    """The exposition text of every worker's metrics, and its content type."""
-    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if folder:
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry, path=folder)
-    else:
-        registry = REGISTRY
-    return generate_latest(registry), CONTENT_TYPE_LATEST
-
-
-def mark_worker_gone(pid: int) -> None:
-    """Drop a finished worker's live gauges (its counters stay in the totals)."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
-        multiprocess.mark_process_dead(pid)
+__all__ = ["render"]

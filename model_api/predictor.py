@@ -24,9 +24,11 @@ from typing import TypeVar
 import numpy as np
 from PIL import Image
 
+from mlserve_common import answer_json
+from mlserve_common.cache_keys import cache_key
 from model_api import answers
 from model_api.batching import Batcher
-from model_api.cache import PredictionCache, cache_key
+from model_api.cache import PredictionCache
 from model_api.errors import MLServeError
 from model_api.imaging import decode_bytes, load_image, open_image
 from model_api.inference import ModelRunner
@@ -97,7 +99,7 @@ class Predictor:
             raise
         total_ms = self._succeeded(outcome, start)
         timings = {**outcome.timings, "total_ms": total_ms}
-        return answers.answer(outcome.prediction, outcome.from_cache, app_type, timings)
+        return answer_json.answer(outcome.prediction, outcome.from_cache, app_type, timings)
 
     async def infer_v2(
         self, key: str, images: list[bytes] | None = None, tensor: np.ndarray | None = None

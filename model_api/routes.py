@@ -9,11 +9,11 @@ from fastapi.responses import JSONResponse, Response
 
 from mlserve_common.disconnect import unless_disconnected
 from mlserve_common.hot_path import HotRoute
+from mlserve_common.image_upload import read_image_bytes
 from mlserve_common.openapi import IMAGE_BODY
 from model_api import metrics
 from model_api.errors import InvalidParameterError, ModelNotReadyError
 from model_api.repository import ModelRepository
-from model_api.request_body import read_image_bytes
 from model_api.schemas import (
     AppType,
     Liveness,

@@ -20,9 +20,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from mlserve_common.body import read_limited_body
+from mlserve_common.cache_keys import v2_cache_key
 from mlserve_common.disconnect import unless_disconnected
 from mlserve_common.hot_path import HotRoute
-from model_api.cache import v2_cache_key
 from model_api.errors import InvalidRequestError, ModelNotReadyError
 from model_api.model_config import TensorSpec
 from model_api.routes import repository, serving

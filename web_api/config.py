@@ -46,6 +46,16 @@ class Settings(HttpLimitSettings):
     model_api_pool_size: int = Field(256, ge=1)
     """Connections each gateway worker keeps to model_api; a request waits for a free one
     (up to the timeout), and past that gets 503 with Retry-After."""
+    redis_url: str = ""
+    """model_api's cache (the same URL). When set, the gateway answers repeated images from
+    it itself, read-only, without the hop to model_api; empty: every request is forwarded."""
+    redis_timeout_seconds: float = Field(0.5, gt=0)
+    """A cache read slower than this counts as failed (the request goes to model_api)."""
+    redis_retry_seconds: float = Field(1.0, gt=0)
+    """After a failed cache read, forward without asking Redis for this long."""
+    model_version_ttl_seconds: float = Field(5.0, gt=0)
+    """How long the gateway trusts the model version it last saw in model_api's answers (it
+    is part of the cache key): a newly loaded version is followed within this."""
     api_key: SecretStr | None = Field(
         None, validation_alias=AliasChoices("MLSERVE_API_KEY", "API_KEY")
     )

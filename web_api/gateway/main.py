@@ -14,12 +14,14 @@ from mlserve_common.hot_path import HotPath
 from mlserve_common.observability import NO_TELEMETRY, RequestIdMiddleware
 from mlserve_common.server import init_worker
 from web_api.config import Settings, get_settings
+from web_api.gateway.hit_cache import HitCache
 from web_api.gateway.model_client import ModelApiClient
 from web_api.gateway.routes import HOT_ROUTES, protected, router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """The gateway; its pooled client to model_api lives in the lifespan."""
+    """The gateway; its pooled client to model_api and its cache reader live in the
+    lifespan."""
     settings = settings or get_settings()
     init_worker(settings.log_level, settings.access_log)
 
@@ -32,10 +34,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.model_api_pool_size,
             idle_seconds=settings.model_api_idle_seconds,
         )
+        app.state.hit_cache = HitCache(
+            settings.redis_url,
+            settings.redis_timeout_seconds,
+            settings.redis_retry_seconds,
+            settings.model_version_ttl_seconds,
+        )
         try:
             yield
         finally:
             await app.state.model_client.close()
+            await app.state.hit_cache.close()
 
     app = FastAPI(
         title="MLServe",

@@ -13,12 +13,15 @@ from mlserve_common.body import read_limited_body
 from mlserve_common.disconnect import unless_disconnected
 from mlserve_common.errors import MLServeError
 from mlserve_common.hot_path import HotRoute
+from mlserve_common.image_upload import read_image_bytes
 from mlserve_common.observability import REQUEST_ID_HEADER
 from mlserve_common.openapi import IMAGE_BODY
 from mlserve_common.stack_health import DOWN, model_api_state
 from web_api.config import Settings
+from web_api.gateway import metrics
 from web_api.gateway.auth import require_api_key
 from web_api.gateway.errors import UnknownModelError, UnknownRouteError
+from web_api.gateway.hit_cache import HitCache
 from web_api.gateway.model_client import ModelApiClient, UpstreamResponse
 from web_api.gateway.schemas import GatewayHealth
 
@@ -61,16 +64,25 @@ def model_path(model_name: str) -> str:
 
 
 async def _forward_image(request: Request, model_name: str) -> Response:
+    """A repeated image is answered from the cache here (see hit_cache.py); anything else
+    goes to model_api: the image's bytes alone when the gateway took them out of a multipart
+    body to look them up, else the body as the client sent it."""
     settings: Settings = request.app.state.settings
     client: ModelApiClient = request.app.state.model_client
+    hits: HitCache = request.app.state.hit_cache
     await require_api_key(request)
     path = model_path(model_name) + "/predict"  # 404 before reading a body for nothing
     with request.app.state.upload_budget.reservation() as held:
-        body = await read_limited_body(request, settings.max_body_bytes, held)
-        headers = {
-            "content-type": request.headers.get("content-type", "application/octet-stream"),
-            REQUEST_ID_HEADER: request.state.request_id,
-        }
+        if hits.enabled:
+            body = await read_image_bytes(request, settings.max_body_bytes, held)
+            cached = await hits.answer(APP_TYPE, model_name, body)
+            if cached is not None:
+                return Response(cached, media_type="application/json")
+            content_type = "application/octet-stream"
+        else:
+            body = await read_limited_body(request, settings.max_body_bytes, held)
+            content_type = request.headers.get("content-type", "application/octet-stream")
+        headers = {"content-type": content_type, REQUEST_ID_HEADER: request.state.request_id}
         forwarded = client.request(
             "POST",
             path,
@@ -80,7 +92,10 @@ async def _forward_image(request: Request, model_name: str) -> Response:
         )
         # A client that leaves cancels the call, which closes its connection to model_api,
         # where the work behind it is dropped in turn.
-        return _passthrough(await unless_disconnected(request, forwarded))
+        upstream = await unless_disconnected(request, forwarded)
+    if upstream.status == 200 and hits.enabled:
+        hits.learn(model_name, upstream.body)
+    return _passthrough(upstream)
 
 
 async def forward_predict(request: Request) -> Response:
@@ -170,6 +185,14 @@ async def model_metadata(model_name: str, request: Request, client: ClientDep) -
     """One model's metadata."""
     headers = {REQUEST_ID_HEADER: request.state.request_id}
     return _passthrough(await client.request("GET", model_path(model_name), headers=headers))
+
+
+@protected.get("/metrics", tags=["health"], response_class=Response)
+async def metrics_text() -> Response:
+    """Prometheus metrics of the gateway (its cache reads), totals over its workers;
+    model_api's own are on its `/metrics`, inside the network."""
+    body, content_type = metrics.render()
+    return Response(body, media_type=content_type)
 
 
 @router.get("/health/live", tags=["health"])

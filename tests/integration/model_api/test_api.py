@@ -17,7 +17,8 @@ from fastapi.testclient import TestClient
 from harness.images import MODELS_DIR, drawn_digit_seven, encode, samples
 from harness.metrics import metric
 from harness.redis_server import RedisServer, free_port
-from model_api.cache import KEY_PREFIX, LEASE_PREFIX, cache_key
+from mlserve_common.cache_keys import KEY_PREFIX, cache_key
+from model_api.cache import LEASE_PREFIX
 from model_api.config import Settings
 from model_api.main import create_app
 from model_api.model_config import file_sha256

@@ -37,7 +37,7 @@ from harness.hostile import (
 from harness.images import encode, samples
 from harness.metrics import metric
 from harness.services import RunningServices, running_services
-from model_api.cache import cache_key
+from mlserve_common.cache_keys import cache_key
 
 SLOW_CLIENT_SECONDS = 2  # the services' head and body timeouts in these tests
 MODEL_API_KEEP_ALIVE = 1.0  # much shorter than the gateway's idle pool (30 s): stale edges

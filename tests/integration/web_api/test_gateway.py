@@ -5,18 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from fastapi.testclient import TestClient
-
 from harness.images import drawn_digit_seven, encode, samples
 from harness.services import ServiceProcess
+from tests.integration.web_api.in_process import gateway
 from web_api.config import Settings
-from web_api.gateway.main import create_app
-
-
-def gateway(model_api: ServiceProcess, **overrides) -> TestClient:
-    url = model_api.health_url.removesuffix("/health/ready")
-    settings = Settings(app_type="cli", model_name="mnist", model_api_url=url, **overrides)
-    return TestClient(create_app(settings))
 
 
 def test_forwards_raw_and_multipart_with_app_type_cli(model_api: ServiceProcess) -> None:
@@ -96,6 +88,9 @@ def test_api_key_guards_everything_but_health(model_api: ServiceProcess) -> None
         )
         ok_header = client.post("/predict", content=data, headers={"x-api-key": "s3cret-key"})
         assert ok_bearer.status_code == ok_header.status_code == 200
+        assert ok_header.json()["cached"] is True  # answered by the gateway's cache read...
+        repeat = client.post("/predict", content=data, headers={"x-api-key": "wrong"})
+        assert repeat.status_code == 401  # ...which needs the key all the same
 
 
 def test_cors_is_closed_by_default(model_api: ServiceProcess) -> None:

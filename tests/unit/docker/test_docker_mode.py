@@ -90,5 +90,3 @@ def test_health_with_no_containers_says_down(monkeypatch, settings, capsys) -> N
     fake_ps(monkeypatch, "")
     assert docker_mode.health(settings) == 1
     assert capsys.readouterr().out.count(": down") == 3
-
-

@@ -105,8 +105,12 @@ def test_sizes():
 
 # Per-source floors of issue 13: every source is held out (MNIST digits, font families, seeds)
 # and goes through the served preprocessing; "mnist_tensor" is MNIST without it.
-MNIST_FLOORS = {"heldout_accuracy": 98.5, "rendered_png_accuracy": 98.5,
-                "printed_accuracy": 97.0, "canvas_accuracy": 97.0}
+MNIST_FLOORS = {
+    "heldout_accuracy": 98.5,
+    "rendered_png_accuracy": 98.5,
+    "printed_accuracy": 97.0,
+    "canvas_accuracy": 97.0,
+}
 
 
 @pytest.fixture(scope="module")

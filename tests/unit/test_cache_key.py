@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import re
 
-from model_api.cache import KEY_PREFIX, cache_key
+from mlserve_common.cache_keys import KEY_PREFIX, cache_key
 
 
 def test_key_is_a_sha256_digest_under_the_prefix() -> None:

@@ -10,7 +10,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
 from mlserve_common.body import Reservation, limited_stream
-from model_api.errors import InvalidRequestError
+from mlserve_common.errors import InvalidRequestError
 
 FILE_FIELD = "file"
 

@@ -1,0 +1,141 @@
+"""Repeats answered by the gateway from the cache, in front of a real model_api and Redis:
+the answer model_api would give, without a request reaching model_api; everything the
+gateway cannot vouch for goes to model_api."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import orjson
+import redis
+
+from harness.images import drawn_digit_seven, encode
+from harness.metrics import metric
+from harness.services import ServiceProcess
+from mlserve_common.cache_keys import cache_key
+from tests.integration.web_api.in_process import gateway
+
+SUCCESS = "mlserve_request_success_total"
+
+
+def answered_by_model_api(model_api: ServiceProcess) -> float:
+    """Predictions model_api has answered, over all its workers."""
+    base = model_api.health_url.removesuffix("/health/ready")
+    return metric(httpx.get(f"{base}/metrics").text, SUCCESS, model="mnist")
+
+
+def lookups(client, result: str) -> float:
+    text = client.get("/metrics").text
+    return metric(text, "mlserve_gateway_cache_lookups_total", model="mnist", result=result)
+
+
+def a_new_image(seed: int) -> bytes:
+    """A seven no other test sent (so its first request is a miss)."""
+    return encode(drawn_digit_seven(200 + seed))
+
+
+def without_timings(answer: dict) -> dict:
+    return {k: v for k, v in answer.items() if k != "timings"}
+
+
+def test_a_repeat_is_answered_by_the_gateway_as_model_api_would(
+    model_api: ServiceProcess,
+) -> None:
+    image = a_new_image(1)
+    base = model_api.health_url.removesuffix("/health/ready")
+    with gateway(model_api) as client:
+        first = client.post("/predict", files={"file": ("seven.png", image)})
+        assert first.status_code == 200 and first.json()["cached"] is False
+        before, hits_before = answered_by_model_api(model_api), lookups(client, "hit")
+        again = client.post("/predict", files={"file": ("other-name.png", image)})
+        raw = client.post("/v1/models/mnist/predict", content=image)
+        assert again.status_code == raw.status_code == 200
+        assert answered_by_model_api(model_api) == before  # neither reached model_api
+        assert lookups(client, "hit") == hits_before + 2
+    direct = httpx.post(
+        f"{base}/v1/models/mnist/predict", params={"app_type": "cli"}, content=image
+    )
+    assert direct.json()["cached"] is True
+    for served in (again, raw):
+        assert without_timings(served.json()) == without_timings(direct.json())
+        assert served.json()["label"] == first.json()["label"] == "7"
+        timings = served.json()["timings"]
+        assert timings["cache_lookup_ms"] > 0 and timings["total_ms"] >= timings["cache_lookup_ms"]
+        assert timings["inference_ms"] == timings["decode_ms"] == 0
+
+
+def test_until_it_has_seen_the_model_version_the_gateway_asks_model_api(
+    model_api: ServiceProcess,
+) -> None:
+    image = a_new_image(2)
+    with gateway(model_api) as client:
+        client.post("/predict", content=image)
+    with gateway(model_api) as fresh:  # knows no version yet
+        before = answered_by_model_api(model_api)
+        first = fresh.post("/predict", content=image)
+        assert first.json()["cached"] is True  # model_api's hit
+        assert answered_by_model_api(model_api) == before + 1
+        fresh.post("/predict", content=image)
+        assert answered_by_model_api(model_api) == before + 1  # the gateway's hit
+
+
+def test_the_version_is_trusted_only_for_its_ttl(model_api: ServiceProcess) -> None:
+    image = a_new_image(3)
+    with gateway(model_api, model_version_ttl_seconds=0.3) as client:
+        client.post("/predict", content=image)
+        before = answered_by_model_api(model_api)
+        client.post("/predict", content=image)
+        assert answered_by_model_api(model_api) == before
+        time.sleep(0.4)
+        assert client.post("/predict", content=image).json()["cached"] is True
+        assert answered_by_model_api(model_api) == before + 1  # asked again, and relearned
+        client.post("/predict", content=image)
+        assert answered_by_model_api(model_api) == before + 1
+
+
+def test_an_unreadable_entry_goes_to_model_api_which_rewrites_it(
+    model_api: ServiceProcess,
+) -> None:
+    image = a_new_image(4)
+    store = redis.Redis.from_url(model_api.env["MLSERVE_REDIS_URL"])
+    with gateway(model_api) as client:
+        version = client.post("/predict", content=image).json()["version"]
+        key = cache_key("cli", "mnist", version, image)
+        foreign = orjson.dumps({"model": "mnist", "version": "not-this-one", "label": "3"})
+        for bad in (b"\x80not json", b'{"model": "mnist"', foreign):
+            store.set(key, bad)
+            before, misses = answered_by_model_api(model_api), lookups(client, "miss")
+            answer = client.post("/predict", content=image)
+            assert answer.status_code == 200 and answer.json()["label"] == "7"
+            assert answer.json()["cached"] is False  # model_api inferred it again...
+            assert answered_by_model_api(model_api) == before + 1
+            assert lookups(client, "miss") == misses + 1
+            assert orjson.loads(store.get(key))["version"] == version  # ...and rewrote it
+
+
+def test_a_gateway_that_cannot_read_redis_forwards_everything(
+    model_api: ServiceProcess,
+) -> None:
+    image = a_new_image(5)
+    with gateway(model_api, redis_url="redis://127.0.0.1:1/0", redis_retry_seconds=60) as client:
+        answers = [client.post("/predict", content=image) for _ in range(3)]
+        assert [a.status_code for a in answers] == [200, 200, 200]
+        assert [a.json()["cached"] for a in answers] == [False, True, True]  # model_api's cache
+        assert lookups(client, "error") >= 1 and lookups(client, "skipped") >= 1
+
+
+def test_a_malformed_upload_gets_the_same_answer_at_the_gateway(
+    model_api: ServiceProcess,
+) -> None:
+    body = b'--xyz\r\nContent-Disposition: form-data; name="file"\r\n\r\nabc'
+    headers = {"content-type": "multipart/form-data; boundary=xyz"}
+    base = model_api.health_url.removesuffix("/health/ready")
+    direct = httpx.post(f"{base}/v1/models/mnist/predict", content=body, headers=headers)
+    with gateway(model_api) as client:
+        via_gateway = client.post("/predict", content=body, headers=headers)
+        text_only = b'--xyz\r\nContent-Disposition: form-data; name="note"\r\n\r\nhi\r\n--xyz--\r\n'
+        no_file = client.post("/predict", content=text_only, headers=headers)
+    assert via_gateway.status_code == direct.status_code == 400
+    assert via_gateway.json()["error"] == direct.json()["error"]
+    assert no_file.status_code == 400 and "no file" in no_file.json()["error"]

@@ -1,0 +1,105 @@
+"""Repeated images answered at the door: the gateway reads model_api's prediction cache.
+
+A cache hit through model_api costs two HTTP servers and a hop between them; most of a
+hit's time went there (bench/results/profile_gateway_hits.md). The gateway computes the
+same key model_api does (`mlserve_common.cache_keys`: app type, model, version, image
+bytes), asks Redis once, and answers a hit itself with the same JSON model_api would give.
+Anything else (a miss, a corrupt or foreign value, Redis away) goes to model_api, which
+owns the cache: it infers, writes, and keeps single-flight. The gateway never writes.
+
+The key needs the model's version, which only model_api knows. The gateway learns it from
+model_api's own answers (every 200 names its model and version) and trusts it for
+`version_ttl` seconds; after that the next request goes to model_api and brings the version
+back. So a newly loaded version is followed within `version_ttl`, and a version the gateway
+has not seen is never guessed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import orjson
+import redis.asyncio as redis
+
+from mlserve_common import answer_json, redis_client
+from mlserve_common.cache_keys import cache_key
+from mlserve_common.redis_client import REDIS_DOWN
+from web_api.gateway import metrics
+
+log = logging.getLogger("web_api")
+
+
+class HitCache:
+    """Read-only lookups in the prediction cache; never raises because Redis is away."""
+
+    def __init__(self, url: str, timeout: float, retry_seconds: float, version_ttl: float) -> None:
+        self.client: redis.Redis | None = redis_client.connect(url, timeout) if url else None
+        self.retry_seconds = retry_seconds
+        self.version_ttl = version_ttl
+        self._versions: dict[str, tuple[str, float]] = {}
+        self._down_until = 0.0
+
+    @property
+    def enabled(self) -> bool:
+        return self.client is not None
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.aclose()
+
+    def version_of(self, model: str) -> str | None:
+        """The version model_api answered `model` with, if that was recent enough."""
+        known = self._versions.get(model)
+        if known is None or time.monotonic() - known[1] > self.version_ttl:
+            return None
+        return known[0]
+
+    def learn(self, model: str, answer: bytes) -> None:
+        """Note the version in a 200 answer of model_api's for `model`."""
+        try:
+            value = orjson.loads(answer)
+        except orjson.JSONDecodeError:
+            return
+        if isinstance(value, dict) and value.get("model") == model:
+            version = value.get("version")
+            if isinstance(version, str):
+                self._versions[model] = (version, time.monotonic())
+
+    async def answer(self, app_type: str, model: str, image: bytes) -> bytes | None:
+        """The answer for a cached prediction of these exact bytes, or None (ask model_api)."""
+        version = self.version_of(model)
+        if self.client is None or version is None or not image:
+            return None
+        if time.monotonic() < self._down_until:
+            metrics.LOOKUPS.labels(model, "skipped").inc()
+            return None
+        start = time.perf_counter()
+        try:
+            raw = await self.client.get(cache_key(app_type, model, version, image))
+        except REDIS_DOWN as exc:
+            self._mark_down(exc)
+            metrics.LOOKUPS.labels(model, "error").inc()
+            return None
+        lookup_ms = (time.perf_counter() - start) * 1000
+        if self._down_until:
+            self._down_until = 0.0
+            log.info("cache readable from the gateway again")
+        if raw is None or not answer_json.is_prediction(raw, model, version):
+            metrics.LOOKUPS.labels(model, "miss").inc()
+            return None
+        metrics.LOOKUPS.labels(model, "hit").inc()
+        total_ms = (time.perf_counter() - start) * 1000
+        timings = {"cache_lookup_ms": lookup_ms, "total_ms": total_ms}
+        return answer_json.answer(raw, True, app_type, timings)
+
+    def _mark_down(self, exc: BaseException) -> None:
+        """Leave Redis alone for `retry_seconds` (model_api answers meanwhile); say so once."""
+        if self._down_until == 0.0:
+            log.warning(
+                "cache unreadable from the gateway (%s); forwarding every request to model_api "
+                "and trying again every %.0f s",
+                exc,
+                self.retry_seconds,
+            )
+        self._down_until = time.monotonic() + self.retry_seconds
