@@ -23,7 +23,7 @@ WORKLOADS = ("Deployment", "StatefulSet")
 INTENDED = {
     ("web-api", 5000): {"*"},
     ("model-api", 8000): {"web-api"},
-    ("db-api", 6379): {"model-api"},
+    ("db-api", 6379): {"model-api", "web-api"},
 }
 
 
@@ -158,8 +158,11 @@ def test_network_policies_allow_exactly_the_intended_paths(overlay: str) -> None
 @pytest.mark.parametrize(
     ("policy", "widen"),
     [
-        ("db-api-from-model-api", lambda rule: rule["from"].append({"podSelector": {}})),
-        ("db-api-from-model-api", lambda rule: rule.pop("from")),
+        (
+            "db-api-from-model-api-and-web-api",
+            lambda rule: rule["from"].append({"podSelector": {}}),
+        ),
+        ("db-api-from-model-api-and-web-api", lambda rule: rule.pop("from")),
         (
             "model-api-from-web-api",
             lambda rule: rule["from"].append(
