@@ -21,12 +21,11 @@ import logging
 import time
 
 import orjson
-import redis.asyncio as redis
 
-from mlserve_common import answer_json, redis_client
+from mlserve_common import answer_json
 from mlserve_common.cache_keys import cache_key
-from mlserve_common.redis_client import REDIS_DOWN
 from web_api.gateway import metrics
+from web_api.gateway.cache_reader import CacheReader, CacheReadError
 
 log = logging.getLogger("web_api")
 
@@ -35,7 +34,7 @@ class HitCache:
     """Read-only lookups in the prediction cache; never raises because Redis is away."""
 
     def __init__(self, url: str, timeout: float, retry_seconds: float, version_ttl: float) -> None:
-        self.client: redis.Redis | None = redis_client.connect(url, timeout) if url else None
+        self.client = CacheReader(url, timeout) if url else None
         self.retry_seconds = retry_seconds
         self.version_ttl = version_ttl
         self._versions: dict[str, tuple[str, float]] = {}
@@ -47,7 +46,7 @@ class HitCache:
 
     async def close(self) -> None:
         if self.client is not None:
-            await self.client.aclose()
+            await self.client.close()
 
     def version_of(self, model: str) -> str | None:
         """The version model_api answered `model` with, if that was recent enough."""
@@ -78,7 +77,7 @@ class HitCache:
         start = time.perf_counter()
         try:
             raw = await self.client.get(cache_key(app_type, model, version, image))
-        except REDIS_DOWN as exc:
+        except CacheReadError as exc:
             self._mark_down(exc)
             metrics.LOOKUPS.labels(model, "error").inc()
             return None
