@@ -1,0 +1,140 @@
+"""The multipart fast path: the bytes the full parser would give, or no answer at all
+(then the full parser decides); never a different file, never a different error."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from starlette.requests import Request
+from urllib3 import encode_multipart_formdata
+
+from mlserve_common import image_upload
+from mlserve_common.errors import MLServeError
+from mlserve_common.image_upload import read_image_bytes, single_file
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 3 + b"\r\n--not-the-boundary\r\n"
+B = "mlserve-test-boundary"
+CT = f"multipart/form-data; boundary={B}"
+
+
+def part(headers: str, content: bytes, boundary: str = B) -> bytes:
+    return f"--{boundary}\r\n{headers}\r\n\r\n".encode() + content + b"\r\n"
+
+
+def closing(boundary: str = B) -> bytes:
+    return f"--{boundary}--\r\n".encode()
+
+
+FILE_HEADERS = (
+    'Content-Disposition: form-data; name="file"; filename="x.png"\r\nContent-Type: image/png'
+)
+
+# (body, content type, what the fast path answers: the file, or None for "ask the parser")
+CASES = {
+    "curl/wrk layout": (part(FILE_HEADERS, PNG) + closing(), CT, PNG),
+    "no final CRLF": (part(FILE_HEADERS, PNG) + closing()[:-2], CT, PNG),
+    "quoted boundary": (
+        part(FILE_HEADERS, PNG) + closing(),
+        f'multipart/form-data; boundary="{B}"',
+        PNG,
+    ),
+    "disposition only": (
+        part('Content-Disposition: form-data; name="file"; filename="x.png"', PNG) + closing(),
+        CT,
+        PNG,
+    ),
+    "another field name": (
+        part('Content-Disposition: form-data; name="image"; filename="file"', PNG) + closing(),
+        CT,
+        PNG,
+    ),
+    "empty file": (part(FILE_HEADERS, b"") + closing(), CT, b""),
+    "a field, not a file": (
+        part('Content-Disposition: form-data; name="file"', PNG) + closing(),
+        CT,
+        None,
+    ),
+    "two parts": (
+        part('Content-Disposition: form-data; name="note"', b"hi")
+        + part(FILE_HEADERS, PNG)
+        + closing(),
+        CT,
+        None,
+    ),
+    "file then field": (
+        part(FILE_HEADERS, PNG)
+        + part('Content-Disposition: form-data; name="n"', b"1")
+        + closing(),
+        CT,
+        None,
+    ),
+    "preamble": (b"preamble\r\n" + part(FILE_HEADERS, PNG) + closing(), CT, None),
+    "extra header": (
+        part(FILE_HEADERS + "\r\nContent-Transfer-Encoding: base64", PNG) + closing(),
+        CT,
+        None,
+    ),
+    "filename*": (
+        part("Content-Disposition: form-data; name=\"file\"; filename*=UTF-8''x.png", PNG)
+        + closing(),
+        CT,
+        None,
+    ),
+    "truncated": (part(FILE_HEADERS, PNG), CT, None),
+    "wrong boundary": (part(FILE_HEADERS, PNG, "other") + closing("other"), CT, None),
+    "no boundary": (part(FILE_HEADERS, PNG) + closing(), "multipart/form-data", None),
+}
+
+
+def request_for(body: bytes, content_type: str) -> Request:
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/predict",
+        "headers": [
+            (b"content-type", content_type.encode()),
+            (b"content-length", str(len(body)).encode()),
+        ],
+    }
+    sent = False
+
+    async def receive() -> dict:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return Request(scope, receive)
+
+
+def read(body: bytes, content_type: str) -> bytes | str:
+    """What read_image_bytes answers: the bytes, or the error's code and message."""
+    try:
+        return asyncio.run(read_image_bytes(request_for(body, content_type), 10 * 2**20))
+    except MLServeError as exc:
+        return f"{exc.code}: {exc}"
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_the_fast_path_cuts_only_the_plain_layout(name: str) -> None:
+    body, content_type, expected = CASES[name]
+    assert single_file(body, content_type) == expected
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_the_answer_is_the_full_parsers_answer(name: str, monkeypatch) -> None:
+    body, content_type, _ = CASES[name]
+    fast = read(body, content_type)
+    monkeypatch.setattr(image_upload, "FAST_PATH_MAX_BYTES", -1)  # the full parser only
+    assert fast == read(body, content_type)
+
+
+def test_bodies_real_clients_build_take_the_fast_path() -> None:
+    built = httpx.Request("POST", "http://x/predict", files={"file": ("seven.png", PNG)})
+    body = built.read()
+    assert single_file(body, built.headers["content-type"]) == PNG
+    body, content_type = encode_multipart_formdata({"file": ("seven.png", PNG, "image/png")})
+    assert single_file(body, content_type) == PNG  # requests' encoder
