@@ -17,13 +17,19 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 
-from mlserve_common import redis_client
 from mlserve_common.cache_keys import KEY_PREFIX
-from mlserve_common.redis_client import REDIS_DOWN
 from model_api import metrics
 
 log = logging.getLogger("model_api")
+
+# What a Redis call raises when Redis is away. uvloop adds RuntimeError ("the handler is
+# closed") when redis-py writes to a connection Redis dropped while it was being opened.
+REDIS_DOWN = (RedisError, OSError, RuntimeError)
 
 LEASE_PREFIX = "mlserve:lease:"
 
@@ -64,7 +70,16 @@ class PredictionCache:
         self.state = CacheState.disabled if not url else CacheState.degraded
         self.client: redis.Redis | None = None
         if url:
-            self.client = redis_client.connect(url, timeout)
+            self.client = redis.from_url(
+                url,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+                retry_on_timeout=False,
+                # One immediate retry on a fresh connection: after a quick Redis restart the
+                # pooled connections are stale, and the retry makes the restart invisible.
+                retry=Retry(NoBackoff(), retries=1),
+                retry_on_error=[RedisConnectionError],
+            )
         self._monitor: asyncio.Task | None = None
         self.errors = 0
         if self.client is not None:
