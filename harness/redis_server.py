@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -13,9 +14,34 @@ from harness import ROOT
 from stackctl.local_mode import system_redis_server
 from stackctl.probes import redis_ping
 
+_HANDED_OUT: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
 
 def free_port() -> int:
-    """A TCP port nobody listens on right now."""
+    """A TCP port nobody listens on right now, below the kernel's ephemeral range: a port
+    from that range (what binding port 0 gives) can be taken as the source port of any
+    outgoing connection, a health poll say, before the service binds it (seen in CI as
+    "Address already in use"). Never the same port twice in one test run."""
+    low = _ephemeral_low()
+    choices = random.Random()
+    for _ in range(500):
+        port = choices.randrange(max(1024, low - 12000), low)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
