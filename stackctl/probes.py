@@ -7,6 +7,8 @@ import socket
 import urllib.error
 import urllib.request
 
+from mlserve_common.resp import command
+
 
 def http_json(url: str, timeout: float = 2.0) -> tuple[int, dict]:
     """(status, JSON body) of a GET; (0, {}) when nothing answers."""
@@ -24,16 +26,11 @@ def http_json(url: str, timeout: float = 2.0) -> tuple[int, dict]:
     return status, body if isinstance(body, dict) else {}
 
 
-def _redis_command(*parts: str) -> bytes:
-    encoded = [p.encode() for p in parts]
-    return b"*%d\r\n" % len(encoded) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in encoded)
-
-
 def redis_ping(host: str, port: int, password: str, timeout: float = 2.0) -> bool:
     """True when Redis accepts the password and answers PING."""
     try:
         with socket.create_connection((host, port), timeout=timeout) as conn:
-            conn.sendall(_redis_command("AUTH", password) + _redis_command("PING"))
+            conn.sendall(command("AUTH", password) + command("PING"))
             received = b""
             while b"PONG" not in received and b"-" not in received:
                 chunk = conn.recv(256)

@@ -30,6 +30,7 @@ db_api/tests/ there), which holds mlserve_common's standard-library check helper
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from mlserve_common.resp import command  # noqa: E402
 from mlserve_common.service_check import CheckFailed, Report  # noqa: E402
 
 
@@ -46,10 +47,7 @@ class RedisConnection:
 
     def call(self, *parts: str) -> object:
         """Send one command; its reply (str, int, None or list), or RedisError."""
-        encoded = [part.encode() for part in parts]
-        command = b"*%d\r\n" % len(encoded)
-        command += b"".join(b"$%d\r\n%s\r\n" % (len(part), part) for part in encoded)
-        self.sock.sendall(command)
+        self.sock.sendall(command(*parts))
         return self._reply()
 
     def _reply(self) -> object:

@@ -20,16 +20,11 @@ from urllib.parse import unquote, urlsplit
 
 import hiredis
 
+from mlserve_common.resp import command
+
 
 class CacheReadError(OSError):
     """Redis could not be asked, or answered with an error."""
-
-
-def _command(*parts: bytes) -> bytes:
-    out = [b"*%d\r\n" % len(parts)]
-    for part in parts:
-        out.append(b"$%d\r\n%s\r\n" % (len(part), part))
-    return b"".join(out)
 
 
 class _Connection(asyncio.Protocol):
@@ -90,7 +85,7 @@ class CacheReader:
         connection = self._connection
         if connection is None or not connection.alive:
             connection = await self._connect()
-        reply = await self._ask(connection, _command(b"GET", key.encode()))
+        reply = await self._ask(connection, command(b"GET", key.encode()))
         return reply if reply is None else bytes(reply)
 
     async def close(self) -> None:
@@ -124,9 +119,9 @@ class CacheReader:
         try:
             if self.password is not None:
                 auth = [self.username.encode()] if self.username else []
-                await self._ask(connection, _command(b"AUTH", *auth, self.password.encode()))
+                await self._ask(connection, command(b"AUTH", *auth, self.password.encode()))
             if self.db:
-                await self._ask(connection, _command(b"SELECT", str(self.db).encode()))
+                await self._ask(connection, command(b"SELECT", str(self.db).encode()))
         except CacheReadError:
             connection.transport.close()  # type: ignore[union-attr]
             raise
