@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -28,6 +29,12 @@ class ServiceProcess:
         self.module, self.health_url, self.log = module, health_url, log
         self.env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
         self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        """The service's base URL (its health URL without the path)."""
+        parts = urlsplit(self.health_url)
+        return f"{parts.scheme}://{parts.netloc}"
 
     def start(self, timeout: float = 60) -> ServiceProcess:
         with self.log.open("ab") as log:

@@ -34,13 +34,9 @@ def workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess
     redis_server.stop()
 
 
-def base_url(service: ServiceProcess) -> str:
-    return service.health_url.removesuffix("/health/ready")
-
-
 def metric(service: ServiceProcess, name: str, **labels: str) -> float:
     """One sample of model_api's /metrics (0 when absent), read on a fresh connection."""
-    return parse_metric(httpx.get(base_url(service) + "/metrics").text, name, **labels)
+    return parse_metric(httpx.get(service.url + "/metrics").text, name, **labels)
 
 
 def worker_pids(service: ServiceProcess) -> set[int]:
@@ -70,7 +66,7 @@ def test_the_service_runs_the_configured_number_of_workers(workers: ServiceProce
 
 
 def test_64_identical_concurrent_requests_run_the_model_once(workers: ServiceProcess) -> None:
-    url = base_url(workers) + "/v1/models/mnist/predict"
+    url = workers.url + "/v1/models/mnist/predict"
     for attempt in range(3):  # a fresh image each time: every one is a miss at first
         image = encode(drawn_digit_seven(1400 + attempt), compress_level=1)  # slow to decode
         before = metric(workers, "mlserve_inferences_total", model="mnist")
@@ -89,7 +85,7 @@ def test_64_identical_concurrent_requests_run_the_model_once(workers: ServicePro
 
 
 def test_metrics_are_totals_over_all_workers(workers: ServiceProcess) -> None:
-    url = base_url(workers) + "/v1/models/mnist/predict"
+    url = workers.url + "/v1/models/mnist/predict"
     before = metric(workers, "mlserve_inferences_total", model="mnist")
     bodies = [encode(drawn_digit_seven(100 + i)) for i in range(30)]
     assert {a.status_code for a in asyncio.run(post_together(url, bodies))} == {200}
@@ -102,7 +98,7 @@ def test_metrics_are_totals_over_all_workers(workers: ServiceProcess) -> None:
 
 
 def test_a_killed_worker_is_replaced_and_counts_survive(workers: ServiceProcess) -> None:
-    url = base_url(workers) + "/v1/models/mnist/predict"
+    url = workers.url + "/v1/models/mnist/predict"
     before = metric(workers, "mlserve_inferences_total", model="mnist")
     victim = sorted(worker_pids(workers))[0]
     os.kill(victim, signal.SIGKILL)

@@ -16,7 +16,7 @@ def client_for(url: str) -> ModelApiClient:
 
 
 def test_metadata_prediction_and_cache_with_app_type_ui(model_api: ServiceProcess) -> None:
-    client = client_for(model_api.health_url.removesuffix("/health/ready"))
+    client = client_for(model_api.url)
     metadata = client.metadata()
     assert metadata["name"] == "mnist" and len(metadata["version"]) == 64
     sample, label = samples("mnist")[4]
@@ -27,7 +27,7 @@ def test_metadata_prediction_and_cache_with_app_type_ui(model_api: ServiceProces
 
 
 def test_bad_images_become_friendly_messages(model_api: ServiceProcess) -> None:
-    client = client_for(model_api.health_url.removesuffix("/health/ready"))
+    client = client_for(model_api.url)
     cut_off_png = encode(drawn_digit_seven())[:200]
     cases = {
         b"": "empty_request",

@@ -11,7 +11,7 @@ from web_api.gateway.main import create_app
 
 def gateway(model_api: ServiceProcess, **overrides) -> TestClient:
     """The gateway in front of `model_api`, reading its cache as a stack's gateway does."""
-    url = model_api.health_url.removesuffix("/health/ready")
+    url = model_api.url
     overrides.setdefault("redis_url", model_api.env["MLSERVE_REDIS_URL"])
     settings = Settings(app_type="cli", model_name="mnist", model_api_url=url, **overrides)
     return TestClient(create_app(settings))

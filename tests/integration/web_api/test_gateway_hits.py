@@ -21,7 +21,7 @@ SUCCESS = "mlserve_request_success_total"
 
 def answered_by_model_api(model_api: ServiceProcess) -> float:
     """Predictions model_api has answered, over all its workers."""
-    base = model_api.health_url.removesuffix("/health/ready")
+    base = model_api.url
     return metric(httpx.get(f"{base}/metrics").text, SUCCESS, model="mnist")
 
 
@@ -43,7 +43,7 @@ def test_a_repeat_is_answered_by_the_gateway_as_model_api_would(
     model_api: ServiceProcess,
 ) -> None:
     image = a_new_image(1)
-    base = model_api.health_url.removesuffix("/health/ready")
+    base = model_api.url
     with gateway(model_api) as client:
         first = client.post("/predict", files={"file": ("seven.png", image)})
         assert first.status_code == 200 and first.json()["cached"] is False
@@ -130,7 +130,7 @@ def test_a_malformed_upload_gets_the_same_answer_at_the_gateway(
 ) -> None:
     body = b'--xyz\r\nContent-Disposition: form-data; name="file"\r\n\r\nabc'
     headers = {"content-type": "multipart/form-data; boundary=xyz"}
-    base = model_api.health_url.removesuffix("/health/ready")
+    base = model_api.url
     direct = httpx.post(f"{base}/v1/models/mnist/predict", content=body, headers=headers)
     with gateway(model_api) as client:
         via_gateway = client.post("/predict", content=body, headers=headers)
