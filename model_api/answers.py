@@ -17,8 +17,9 @@ from model_api.model_config import ModelConfig
 
 def encode_prediction(config: ModelConfig, version: str, row: np.ndarray) -> bytes:
     """The `Prediction` JSON for one row of class probabilities."""
-    probabilities = np.clip(row.astype(np.float64), 0.0, 1.0).tolist()
-    index = int(np.argmax(probabilities))
+    clipped = np.clip(row.astype(np.float64), 0.0, 1.0)
+    index = int(clipped.argmax())  # on the array: np.argmax of a list converts it back first
+    probabilities = clipped.tolist()
     return orjson.dumps(
         {
             "model": config.name,

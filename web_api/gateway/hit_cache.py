@@ -24,8 +24,8 @@ import orjson
 
 from mlserve_common import answer_json
 from mlserve_common.cache_keys import cache_key
+from mlserve_common.redis_pipe import RedisPipe, RedisPipeError
 from web_api.gateway import metrics
-from web_api.gateway.cache_reader import CacheReader, CacheReadError
 
 log = logging.getLogger("web_api")
 
@@ -34,7 +34,7 @@ class HitCache:
     """Read-only lookups in the prediction cache; never raises because Redis is away."""
 
     def __init__(self, url: str, timeout: float, retry_seconds: float, version_ttl: float) -> None:
-        self.client = CacheReader(url, timeout) if url else None
+        self.client = RedisPipe(url, timeout) if url else None
         self.retry_seconds = retry_seconds
         self.version_ttl = version_ttl
         self._versions: dict[str, tuple[str, float]] = {}
@@ -76,8 +76,8 @@ class HitCache:
             return None
         start = time.perf_counter()
         try:
-            raw = await self.client.get(cache_key(app_type, model, version, image))
-        except CacheReadError as exc:
+            raw = await self.client.call("GET", cache_key(app_type, model, version, image))
+        except RedisPipeError as exc:
             self._mark_down(exc)
             metrics.LOOKUPS.labels(model, "error").inc()
             return None
