@@ -5,6 +5,7 @@ A miss reads the image's header on the event loop (its size and the memory its d
 take are checked there), decodes and preprocesses in a worker thread (several run in
 parallel; images whose decode is large take a lane of their own, so they cannot hold every
 thread), then infers alone or in a dynamic batch (when the model's config asks for one).
+Tiny unbatched images (`inline_max_pixels`) do all of that on the event loop instead.
 Identical concurrent misses anywhere in the deployment share one inference (see
 `singleflight.py`).
 
@@ -50,6 +51,7 @@ class DecodeLimits:
     max_bytes: int
     large_bytes: int
     large_threads: int
+    inline_pixels: int
 
 
 class Predictor:
@@ -193,7 +195,10 @@ class Predictor:
         header_ms = _ms(start)
         large = decode_bytes(opened) > self.limits.large_bytes
         executor = self.large_executor if large else self.executor
-        if self.batcher is None:
+        if self.batcher is None and opened.width * opened.height <= self.limits.inline_pixels:
+            # A tiny image's whole work costs less than the hop to a thread and back.
+            row, timings = self._infer_alone(opened)
+        elif self.batcher is None:
             row, timings = await self._in_thread(executor, self._infer_alone, opened, late)
         else:
             with self.batcher.expecting() as announcement:

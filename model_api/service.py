@@ -49,6 +49,7 @@ class ModelService:
                 max_bytes=settings.max_decode_bytes,
                 large_bytes=settings.large_decode_bytes,
                 large_threads=settings.large_decode_threads,
+                inline_pixels=settings.inline_max_pixels,
             ),
             settings.inference_workers,
             settings.singleflight_lease_ms,
