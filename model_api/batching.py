@@ -68,6 +68,7 @@ class Batcher:
         self._queue_seconds = runner.metrics.queue_seconds
         self._task: asyncio.Task | None = None
         self._on_the_way = 0
+        self._busy = False  # a batch is running
 
     @contextlib.contextmanager
     def expecting(self) -> Iterator[Announcement]:
@@ -103,22 +104,26 @@ class Batcher:
         tensor: np.ndarray,
         announcement: Announcement | None = None,
         late: Callable[[np.ndarray], None] | None = None,
+        inline: bool = False,
     ) -> np.ndarray:
         """This image's row of class probabilities, computed in some batch. If the caller is
         cancelled while it waits, the image leaves the queue; while its batch runs, the row
-        goes to `late` instead."""
+        goes to `late` instead. `inline` (a small input): when there is nobody to batch
+        with and no batch running, it runs alone at once, on the event loop."""
         if len(self._queue) >= self.config.max_queue_size:
             self._rejected.inc()
             raise OverloadedError(
                 f"model {self.runner.config.name!r} has {len(self._queue)} images queued, "
                 "its limit; retry in a moment"
             )
+        if announcement is not None:
+            announcement.arrive()
+        if inline and not (self._queue or self._busy or self._on_the_way):
+            return self.runner.run(tensor)[0]  # a batch of one: no wait, no thread hop
         future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
         waiting = _Waiting(tensor, future)
         self._queue.append(waiting)
         self._depth.inc()
-        if announcement is not None:
-            announcement.arrive()
         self._arrived.set()
         if len(self._queue) >= self.config.max_batch_size:
             self._ready.set()
@@ -143,7 +148,11 @@ class Batcher:
                     await asyncio.wait_for(self._ready.wait(), wait)
             batch = self._take()
             if batch:
-                await self._run_batch(batch)
+                self._busy = True
+                try:
+                    await self._run_batch(batch)
+                finally:
+                    self._busy = False
 
     def _take(self) -> list[_Waiting]:
         """Up to max_batch_size waiting images; those whose client gave up are dropped."""

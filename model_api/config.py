@@ -74,9 +74,10 @@ class Settings(HttpLimitSettings):
     large_decode_threads: int = Field(1, ge=1)
     """Threads per worker that decode large images (see `large_decode_bytes`)."""
     inline_max_pixels: int = Field(4096, ge=0)
-    """Unbatched images of at most this many pixels (width x height, from the header) are
-    decoded, preprocessed and inferred on the event loop: for mnist's 28x28 digits the hop
-    to a worker thread and back cost more than that work. 0: every image takes a thread."""
+    """Images of at most this many pixels (width x height, from the header) are decoded,
+    preprocessed and, unless batched, inferred on the event loop: for mnist's 28x28 digits
+    the hop to a worker thread and back cost more than that work. 0: every image takes a
+    thread."""
     log_level: str = "info"
     """Python logging level."""
 

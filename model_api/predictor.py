@@ -5,7 +5,8 @@ A miss reads the image's header on the event loop (its size and the memory its d
 take are checked there), decodes and preprocesses in a worker thread (several run in
 parallel; images whose decode is large take a lane of their own, so they cannot hold every
 thread), then infers alone or in a dynamic batch (when the model's config asks for one).
-Tiny unbatched images (`inline_max_pixels`) do all of that on the event loop instead.
+Tiny images (`inline_max_pixels`) are decoded, preprocessed and (unbatched) inferred on
+the event loop instead.
 Identical concurrent misses anywhere in the deployment share one inference (see
 `singleflight.py`).
 
@@ -193,21 +194,37 @@ class Predictor:
         start = time.perf_counter()
         opened = open_image(image, self.limits.max_pixels, self.limits.max_bytes, self.target)
         header_ms = _ms(start)
-        large = decode_bytes(opened) > self.limits.large_bytes
-        executor = self.large_executor if large else self.executor
-        if self.batcher is None and opened.width * opened.height <= self.limits.inline_pixels:
-            # A tiny image's whole work costs less than the hop to a thread and back.
-            row, timings = self._infer_alone(opened)
-        elif self.batcher is None:
-            row, timings = await self._in_thread(executor, self._infer_alone, opened, late)
+        if self.batcher is None:
+            row, timings = await self._work(self._infer_alone, opened, late)
         else:
             with self.batcher.expecting() as announcement:
-                tensor, timings = await self._in_thread(executor, self._prepare, opened, None)
+                tensor, timings = await self._work(self._prepare, opened, None)
                 start = time.perf_counter()
-                row = await self.batcher.infer(tensor, announcement, late=late)
+                row = await self.batcher.infer(
+                    tensor, announcement, late=late, inline=self._tiny(opened)
+                )
             timings["inference_ms"] = _ms(start)  # includes the wait for batch-mates
         timings["decode_ms"] += header_ms
         return row, timings
+
+    def _tiny(self, opened: Image.Image) -> bool:
+        """Small enough to be worked on the event loop: the hop to a thread and back would
+        cost more than its work."""
+        return opened.width * opened.height <= self.limits.inline_pixels
+
+    async def _work(
+        self,
+        work: Callable[[Image.Image], T],
+        opened: Image.Image,
+        late: Callable[[np.ndarray], None] | None,
+    ) -> T:
+        """`work(opened)`: on the event loop for a tiny image, else in a thread, large
+        decodes in their own lane."""
+        if self._tiny(opened):
+            return work(opened)
+        large = decode_bytes(opened) > self.limits.large_bytes
+        executor = self.large_executor if large else self.executor
+        return await self._in_thread(executor, work, opened, late)
 
     async def _in_thread(
         self,
