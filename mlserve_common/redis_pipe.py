@@ -3,7 +3,7 @@
 Both services talk to Redis on every request: the gateway reads the prediction cache, and
 model_api claims a lease and stores each answer. redis-py's asyncio client took about a
 fifth of a gateway worker's CPU and a tenth of a model_api worker's under unique-image load
-(py-spy; bench/results/profile_gateway_hits.md, profile_model_api_redis.md): a pool
+(py-spy; bench/results/profile_gateway_hits.md, profile_model_api_misses.md): a pool
 checkout, a command packer and a stream write per command. Redis answers the commands of
 one connection in order, so one connection carries every concurrent command: each is a
 future, resolved in turn as hiredis parses the replies, and the commands of one turn of the

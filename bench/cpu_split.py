@@ -1,0 +1,84 @@
+"""Where a unique-image request's CPU goes: milliseconds of CPU per request, by service.
+
+Starts the stack as a user does (`./start_all.sh cli mnist`, local mode, a new empty Redis),
+loads it with wrk and the peers' never-repeated mnist PNGs (32 clients), and reads each
+service's process tree's CPU time around each round. Settings to compare go on the command
+line as `VAR=VALUE` sets; the sets take turns, round by round, each on a fresh stack:
+
+    PYTHONPATH=. .venv/bin/python -m bench.cpu_split                       # the defaults
+    PYTHONPATH=. .venv/bin/python -m bench.cpu_split MLSERVE_INLINE_MAX_PIXELS=0 \\
+        MLSERVE_INLINE_MAX_PIXELS=4096 --rounds 3                          # an A/B
+
+Unlike req/s, CPU per request barely moves with the machine's other load, so it tells a
+change's cost apart from noise in fewer rounds. One JSON line per round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from bench.peers.loadgen import SliceAllocator, run_wrk
+from bench.peers.mlserve_stack import SERVICES, MLServeStack
+from bench.peers.pack import WORK_DIR, ensure_pack
+from bench.peers.processes import cpu_seconds, process_tree
+
+CLIENTS = 32
+PER_SECOND = 1500  # images a round's slice holds per second: above what the stack answers
+
+
+def measure(env: dict[str, str], images: SliceAllocator, target: str, seconds: int) -> dict:
+    stack = MLServeStack("mnist", WORK_DIR / "cpu_split")
+    stack.env.update(env)
+    stack.start()
+    try:
+        pids = {}
+        for service in SERVICES:
+            root = int((stack.run_dir / "pids" / f"{service}.pid").read_text())
+            pids[service] = [process.pid for process in process_tree(root)]
+        if target == "model_api":
+            url = stack.base_url("model_api") + "/v1/models/mnist/predict?app_type=cli"
+        else:
+            url = stack.base_url("web") + "/predict"
+        run_wrk(url, images.take(3 * PER_SECOND), CLIENTS, 2)  # warm-up
+        before = {service: sum(cpu_seconds(p).values()) for service, p in pids.items()}
+        result = run_wrk(url, images.take(seconds * PER_SECOND), CLIENTS, seconds)
+        after = {service: sum(cpu_seconds(p).values()) for service, p in pids.items()}
+    finally:
+        stack.stop()
+    ms = {s: round((after[s] - before[s]) * 1000 / max(1, result["ok"]), 3) for s in pids}
+    return {
+        "env": env,
+        "target": target,
+        "rps": result["rps"],
+        "failures": result["failures"],
+        "cpu_ms_per_request": {**ms, "total": round(sum(ms.values()), 3)},
+        "wrk_cpu": result["wrk_cpu"],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sets", nargs="*", help="VAR=VALUE settings, one set per argument")
+    parser.add_argument("--target", choices=("web", "model_api"), default="web")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--duration", type=int, default=8, help="seconds per round")
+    parser.add_argument("--out", type=Path, help="also append the JSON lines to this file")
+    args = parser.parse_args()
+    sets = [dict([item.split("=", 1)]) for item in args.sets if "=" in item] or [{}]
+    per_set = args.rounds * (args.duration + 3) * PER_SECOND
+    pack = ensure_pack("mnist", len(sets) * per_set)
+    images = SliceAllocator(pack)
+    for _ in range(args.rounds):
+        for env in sets:
+            line = json.dumps(measure(env, images, args.target, args.duration))
+            print(line, flush=True)
+            if args.out is not None:
+                with args.out.open("a") as out:
+                    out.write(line + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
