@@ -13,7 +13,8 @@ closed. Its parser errors are plain text. Here:
 - every refusal, parser errors included, is the services' JSON error envelope with an
   `X-Request-ID`, and is logged with its cause;
 - a connection lost before its answer cancels the request's work where the request asked
-  for it (`mlserve_common.disconnect`).
+  for it (`mlserve_common.disconnect`);
+- a small answer's head and body go out in one write (`mlserve_common.coalesced_writes`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from mlserve_common.coalesced_writes import CoalescingTransport
 from mlserve_common.disconnect import ON_DISCONNECT
 from mlserve_common.errors import log_throttled
 from mlserve_common.http_limits import HttpLimits
@@ -63,6 +65,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     # connection
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self.transport = CoalescingTransport(transport, self.loop)  # type: ignore[assignment]
         self._arm(self._limits.header_timeout_seconds, "its request head")
 
     def connection_lost(self, exc: Exception | None) -> None:
