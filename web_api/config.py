@@ -53,6 +53,10 @@ class Settings(HttpLimitSettings):
     """A cache read slower than this counts as failed (the request goes to model_api)."""
     redis_retry_seconds: float = Field(1.0, gt=0)
     """After a failed cache read, forward without asking Redis for this long."""
+    cache_bypass_after_misses: int = Field(256, ge=0)
+    """After this many cache lookups in a row found nothing (only new images coming), the
+    gateway looks up one request in 16 (model_api still looks up every one), until a repeat
+    shows up; 0: look up every request."""
     model_version_ttl_seconds: float = Field(5.0, gt=0)
     """How long the gateway trusts the model version it last saw in model_api's answers (it
     is part of the cache key): a newly loaded version is followed within this."""

@@ -13,6 +13,13 @@ model_api's own answers (every 200 names its model and version) and trusts it fo
 `version_ttl` seconds; after that the next request goes to model_api and brings the version
 back. So a newly loaded version is followed within `version_ttl`, and a version the gateway
 has not seen is never guessed.
+
+A lookup that finds nothing costs every miss a Redis round trip, for nothing: model_api
+looks the key up again anyway, as it claims it. So when `bypass_after` lookups in a row
+found nothing (traffic of images never seen before, such as camera frames), the gateway
+asks Redis for only one request in `SAMPLE_EVERY`, and asks for every one again as soon as
+a repeat shows up: found by one of those lookups, or answered by model_api from its cache.
+Nothing is lost by the bypass: a repeat it forwards is model_api's cache hit.
 """
 
 from __future__ import annotations
@@ -29,16 +36,30 @@ from web_api.gateway import metrics
 
 log = logging.getLogger("web_api")
 
+SAMPLE_EVERY = 16
+"""While bypassing, one request in this many is still looked up (to notice repeats)."""
+
 
 class HitCache:
     """Read-only lookups in the prediction cache; never raises because Redis is away."""
 
-    def __init__(self, url: str, timeout: float, retry_seconds: float, version_ttl: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout: float,
+        retry_seconds: float,
+        version_ttl: float,
+        bypass_after: int = 0,
+    ) -> None:
+        """`bypass_after`: lookups in a row that found nothing before the bypass (0: never)."""
         self.client = RedisPipe(url, timeout) if url else None
         self.retry_seconds = retry_seconds
         self.version_ttl = version_ttl
+        self.bypass_after = bypass_after
         self._versions: dict[str, tuple[str, float]] = {}
         self._down_until = 0.0
+        self._misses_in_row = 0
+        self._unsampled = 0
 
     @property
     def enabled(self) -> bool:
@@ -55,8 +76,13 @@ class HitCache:
             return None
         return known[0]
 
+    @property
+    def bypassing(self) -> bool:
+        return 0 < self.bypass_after <= self._misses_in_row
+
     def learn(self, model: str, answer: bytes) -> None:
-        """Note the version in a 200 answer of model_api's for `model`."""
+        """Note the version in a 200 answer of model_api's for `model`, and whether it came
+        from the cache (a repeat: look every request up again)."""
         try:
             value = orjson.loads(answer)
         except orjson.JSONDecodeError:
@@ -65,6 +91,8 @@ class HitCache:
             version = value.get("version")
             if isinstance(version, str):
                 self._versions[model] = (version, time.monotonic())
+            if value.get("cached") is True:
+                self._misses_in_row = 0
 
     async def answer(self, app_type: str, model: str, image: bytes) -> bytes | None:
         """The answer for a cached prediction of these exact bytes, or None (ask model_api)."""
@@ -74,6 +102,12 @@ class HitCache:
         if time.monotonic() < self._down_until:
             metrics.LOOKUPS.labels(model, "skipped").inc()
             return None
+        if self.bypassing:
+            self._unsampled += 1
+            if self._unsampled < SAMPLE_EVERY:
+                metrics.LOOKUPS.labels(model, "bypassed").inc()
+                return None
+            self._unsampled = 0
         start = time.perf_counter()
         try:
             raw = await self.client.call("GET", cache_key(app_type, model, version, image))
@@ -86,8 +120,10 @@ class HitCache:
             self._down_until = 0.0
             log.info("cache readable from the gateway again")
         if raw is None or not answer_json.is_prediction(raw, model, version):
+            self._misses_in_row += 1
             metrics.LOOKUPS.labels(model, "miss").inc()
             return None
+        self._misses_in_row = 0
         metrics.LOOKUPS.labels(model, "hit").inc()
         total_ms = (time.perf_counter() - start) * 1000
         timings = {"cache_lookup_ms": lookup_ms, "total_ms": total_ms}

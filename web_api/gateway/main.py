@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.redis_timeout_seconds,
             settings.redis_retry_seconds,
             settings.model_version_ttl_seconds,
+            settings.cache_bypass_after_misses,
         )
         try:
             yield

@@ -11,7 +11,8 @@ LOOKUPS = Counter(
     "mlserve_gateway_cache_lookups",
     "The gateway's reads of the prediction cache, by result: `hit` (answered at the door), "
     "`miss` (forwarded to model_api), `error` (Redis failed; forwarded), `skipped` (Redis "
-    "was failing a moment ago; forwarded without asking).",
+    "was failing a moment ago; forwarded without asking), `bypassed` (the last lookups all "
+    "found nothing; forwarded without asking, model_api looks it up).",
     ["model", "result"],
 )
 

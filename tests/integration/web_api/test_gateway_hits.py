@@ -139,3 +139,39 @@ def test_a_malformed_upload_gets_the_same_answer_at_the_gateway(
     assert via_gateway.status_code == direct.status_code == 400
     assert via_gateway.json()["error"] == direct.json()["error"]
     assert no_file.status_code == 400 and "no file" in no_file.json()["error"]
+
+
+def test_while_only_new_images_come_the_gateway_samples_its_lookups(
+    model_api: ServiceProcess,
+) -> None:
+    """After `cache_bypass_after_misses` lookups in a row found nothing, one request in 16
+    is looked up; a repeat (answered by model_api from its cache) brings every lookup back,
+    and nothing is answered wrong meanwhile."""
+    images = [a_new_image(100 + seed) for seed in range(5 + 32)]
+    with gateway(model_api, cache_bypass_after_misses=5) as client:
+        client.post("/predict", content=a_new_image(99))  # learns the model's version
+        misses, bypassed = lookups(client, "miss"), lookups(client, "bypassed")
+        for image in images:
+            answer = client.post("/predict", content=image)
+            assert answer.status_code == 200 and answer.json()["cached"] is False
+        # 5 misses reach the bypass; of the next 32 requests, 2 are looked up.
+        assert lookups(client, "miss") == misses + 5 + 2
+        assert lookups(client, "bypassed") == bypassed + 30
+        before, hits = answered_by_model_api(model_api), lookups(client, "hit")
+        repeat = images[0]
+        first = client.post("/predict", content=repeat)  # bypassed: model_api's own hit
+        assert first.json()["cached"] is True and answered_by_model_api(model_api) == before + 1
+        again = client.post("/predict", content=repeat)  # looked up again: the gateway's hit
+        assert again.json()["cached"] is True and answered_by_model_api(model_api) == before + 1
+        assert lookups(client, "hit") == hits + 1
+        assert without_timings(again.json()) == without_timings(first.json())
+
+
+def test_with_the_bypass_off_every_request_is_looked_up(model_api: ServiceProcess) -> None:
+    with gateway(model_api, cache_bypass_after_misses=0) as client:
+        client.post("/predict", content=a_new_image(150))
+        misses, bypassed = lookups(client, "miss"), lookups(client, "bypassed")
+        for seed in range(40):
+            client.post("/predict", content=a_new_image(151 + seed))
+        assert lookups(client, "miss") == misses + 40
+        assert lookups(client, "bypassed") == bypassed
