@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
+from harness.hostile import RawAnswer, parse_answer
 from harness.redis_server import free_port
 from mlserve_common.http_protocol import GuardedHttpProtocol
 
@@ -92,21 +93,16 @@ class Reader:
         taken, self.buffer = self.buffer[:upto], self.buffer[upto:]
         return taken
 
-    def answer(self) -> tuple[bytes, bytes]:
-        """(head, body) of one Content-Length answer."""
+    def answer(self) -> RawAnswer:
+        """One Content-Length answer, and not a byte of the next."""
         head = self.until(b"\r\n\r\n")
-        length = int(next(v for k, v in _headers(head) if k == b"content-length"))
+        length = int(parse_answer(head).headers["content-length"])
         while len(self.buffer) < length:
             data = self.connection.recv(65536)
             assert data, "connection closed mid-body"
             self.buffer += data
         body, self.buffer = self.buffer[:length], self.buffer[length:]
-        return head, body
-
-
-def _headers(head: bytes) -> list[tuple[bytes, bytes]]:
-    lines = head.strip().split(b"\r\n")[1:]
-    return [(k.strip().lower(), v.strip()) for k, _, v in (line.partition(b":") for line in lines)]
+        return parse_answer(head + body)
 
 
 def test_small_answers_arrive_whole_and_in_order_on_one_connection(server) -> None:
@@ -115,9 +111,9 @@ def test_small_answers_arrive_whole_and_in_order_on_one_connection(server) -> No
         reader = Reader(connection)
         for n in range(50):
             connection.sendall(b"GET /small/%d HTTP/1.1\r\nHost: t\r\n\r\n" % n)
-            head, body = reader.answer()
-            assert head.startswith(b"HTTP/1.1 200 ")
-            assert body == b'{"n":%d}' % n
+            answer = reader.answer()
+            assert answer.status == 200
+            assert answer.body == b'{"n":%d}' % n
             assert reader.buffer == b""
 
 
@@ -127,7 +123,7 @@ def test_pipelined_requests_get_their_answers_in_order(server) -> None:
     with connect(port) as connection:
         connection.sendall(requests)
         reader = Reader(connection)
-        bodies = [reader.answer()[1] for _ in range(5)]
+        bodies = [reader.answer().body for _ in range(5)]
     assert bodies == [b'{"n":%d}' % n for n in range(5)]
 
 
@@ -155,5 +151,5 @@ def test_expect_100_continue_is_answered_before_the_body_is_sent(server) -> None
         interim = reader.until(b"\r\n\r\n")  # times out if `100 Continue` was held
         assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
         connection.sendall(b"hello")
-        head, body = reader.answer()
-    assert head.startswith(b"HTTP/1.1 200 ") and body == b'{"got":5}'
+        answer = reader.answer()
+    assert answer.status == 200 and answer.body == b'{"got":5}'
