@@ -19,16 +19,26 @@ import argparse
 import json
 from pathlib import Path
 
+import httpx
+
 from bench.peers.loadgen import SliceAllocator, run_wrk
 from bench.peers.mlserve_stack import SERVICES, MLServeStack
 from bench.peers.pack import WORK_DIR, ensure_pack
 from bench.peers.processes import cpu_seconds, process_tree
 from bench.peers.targets import MNIST_CAP
+from harness.metrics import metric
 
 CLIENTS = 32
 PER_SECOND = MNIST_CAP
 """Images a round's slice holds per second: above what the stack answers on any machine
 seen (a stack that outruns it repeats images, gets cache hits, and the round is refused)."""
+
+
+def _images_per_call(stack: MLServeStack) -> tuple[float, float]:
+    """(small images the gateway forwarded, calls that carried them), from its /metrics."""
+    text = httpx.get(stack.base_url("web") + "/metrics", timeout=10).text
+    name = "mlserve_gateway_forwarded_images_per_call"
+    return metric(text, name + "_sum"), metric(text, name + "_count")
 
 
 def measure(env: dict[str, str], images: SliceAllocator, target: str, seconds: int) -> dict:
@@ -45,20 +55,24 @@ def measure(env: dict[str, str], images: SliceAllocator, target: str, seconds: i
         else:
             url = stack.base_url("web") + "/predict"
         run_wrk(url, images.take(3 * PER_SECOND), CLIENTS, 2)  # warm-up
+        calls_before = _images_per_call(stack)
         before = {service: sum(cpu_seconds(p).values()) for service, p in pids.items()}
         result = run_wrk(url, images.take(seconds * PER_SECOND), CLIENTS, seconds)
         after = {service: sum(cpu_seconds(p).values()) for service, p in pids.items()}
+        calls_after = _images_per_call(stack)
     finally:
         stack.stop()
     if result["wrapped"]:
         raise SystemExit(f"images repeated at {result['rps']} req/s: raise MNIST_CAP")
     ms = {s: round((after[s] - before[s]) * 1000 / max(1, result["ok"]), 3) for s in pids}
+    images, calls = (a - b for a, b in zip(calls_after, calls_before, strict=True))
     return {
         "env": env,
         "target": target,
         "rps": result["rps"],
         "failures": result["failures"],
         "cpu_ms_per_request": {**ms, "total": round(sum(ms.values()), 3)},
+        "images_per_call": round(images / calls, 2) if calls else None,
         "wrk_cpu": result["wrk_cpu"],
     }
 

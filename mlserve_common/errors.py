@@ -56,7 +56,10 @@ class ClientDisconnectedError(MLServeError):
 
 def error_body(request: Request, code: str, message: str) -> dict:
     """The one JSON shape of every error answer."""
-    request_id = getattr(request.state, "request_id", None)
+    return error_body_for(getattr(request.state, "request_id", None), code, message)
+
+
+def error_body_for(request_id: str | None, code: str, message: str) -> dict:
     return {"error": message, "code": code, "request_id": request_id}
 
 
@@ -86,15 +89,20 @@ log_throttled = _ThrottledLog()
 """Log a failure, at most once per 10 s per code (with a count of the rest)."""
 
 
-def error_response(request: Request, exc: MLServeError) -> JSONResponse:
-    """The answer to a known error. Access logs are off by default (they cost as much as a
-    cache hit), so errors still leave a line, with the request id the log format adds;
-    server-side failures (5xx) at WARNING, throttled per code."""
-    args = (request.method, request.url.path, exc.status_code, exc.code, exc.message)
+def log_error(method: str, path: str, exc: MLServeError) -> None:
+    """A line for an error answer: 5xx at WARNING, throttled per code; the rest at INFO."""
+    args = (method, path, exc.status_code, exc.code, exc.message)
     if exc.status_code >= 500:
         log_throttled(logging.WARNING, exc.code, "%s %s -> %d %s: %s", *args)
     else:
         log.info("%s %s -> %d %s: %s", *args)
+
+
+def error_response(request: Request, exc: MLServeError) -> JSONResponse:
+    """The answer to a known error. Access logs are off by default (they cost as much as a
+    cache hit), so errors still leave a line, with the request id the log format adds;
+    server-side failures (5xx) at WARNING, throttled per code."""
+    log_error(request.method, request.url.path, exc)
     return JSONResponse(
         error_body(request, exc.code, exc.message), exc.status_code, headers=exc.headers
     )

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from mlserve_common import image_batch
+from mlserve_common.body import read_limited_body
 from mlserve_common.disconnect import unless_disconnected
+from mlserve_common.errors import (
+    InvalidRequestError,
+    MLServeError,
+    PayloadTooLargeError,
+    error_body_for,
+    log_error,
+)
 from mlserve_common.hot_path import HotRoute
+from mlserve_common.image_batch import ItemAnswer
 from mlserve_common.image_upload import read_image_bytes
+from mlserve_common.observability import new_request_id, request_id_var
 from mlserve_common.openapi import IMAGE_BODY
 from model_api import metrics
 from model_api.errors import InvalidParameterError, ModelNotReadyError
@@ -25,6 +39,7 @@ from model_api.schemas import (
 from model_api.service import ModelService
 
 router = APIRouter()
+log = logging.getLogger("model_api")
 APP_TYPES = tuple(t.value for t in AppType)
 
 
@@ -87,14 +102,19 @@ async def model_metadata(service: ServedModelDep) -> ModelMetadata:
     return service.metadata()
 
 
-async def predict_image(request: Request, model_name: str) -> Response:
-    """The predict route's work, also answered by `HotPath` without FastAPI's machinery."""
-    service = serving(request, model_name)
+def _app_type(request: Request) -> str:
     given = request.query_params.get("app_type", AppType.cli.value)
     if given not in APP_TYPES:
         raise InvalidParameterError(
             f"app_type must be one of {', '.join(APP_TYPES)}, not {given!r}"
         )
+    return given
+
+
+async def predict_image(request: Request, model_name: str) -> Response:
+    """The predict route's work, also answered by `HotPath` without FastAPI's machinery."""
+    service = serving(request, model_name)
+    given = _app_type(request)
     with request.app.state.upload_budget.reservation() as held:
         image = await read_image_bytes(request, service.settings.max_body_bytes, held)
         # The answer is JSON bytes already (see answers.py): no response_model re-validation.
@@ -102,7 +122,53 @@ async def predict_image(request: Request, model_name: str) -> Response:
     return Response(answer, media_type="application/json")
 
 
-HOT_ROUTES = [HotRoute("/v1/models/{model_name}/predict", predict_image)]
+async def predict_images(request: Request, model_name: str) -> Response:
+    """Several images in one call, each answered on its own (`mlserve_common.image_batch`):
+    the gateway's way to share one HTTP exchange among the images of a busy moment."""
+    service = serving(request, model_name)
+    given = _app_type(request)
+    path = request.url.path
+    with request.app.state.upload_budget.reservation() as held:
+        body = await read_limited_body(request, service.settings.max_body_bytes, held)
+        try:
+            items = image_batch.decode_images(body)
+        except image_batch.BatchFormatError as exc:
+            raise InvalidRequestError(str(exc)) from None
+        answers = await unless_disconnected(
+            request, asyncio.gather(*(_answer(service, item, given, path) for item in items))
+        )
+    return Response(image_batch.encode_answers(answers), media_type=image_batch.ANSWERS_TYPE)
+
+
+async def _answer(
+    service: ModelService, item: image_batch.Item, app_type: str, path: str
+) -> ItemAnswer:
+    """One image's answer as `/predict` would give it, under the image's own request id."""
+    request_id = item.request_id or new_request_id()
+    token = request_id_var.set(request_id)
+    try:
+        if len(item.image) > service.settings.max_body_bytes:
+            raise PayloadTooLargeError(
+                f"request body exceeds the limit of {service.settings.max_body_bytes:,} bytes"
+            )
+        return ItemAnswer(200, await service.predictor.predict(item.image, app_type))
+    except MLServeError as exc:
+        log_error("POST", path, exc)
+        retry_after = exc.headers.get("Retry-After") if exc.headers else None
+        body = orjson.dumps(error_body_for(request_id, exc.code, exc.message))
+        return ItemAnswer(exc.status_code, body, retry_after)
+    except Exception:
+        log.exception("unhandled error in a batched prediction")
+        body = orjson.dumps(error_body_for(request_id, "internal_error", "Internal server error"))
+        return ItemAnswer(500, body)
+    finally:
+        request_id_var.reset(token)
+
+
+HOT_ROUTES = [
+    HotRoute("/v1/models/{model_name}/predict", predict_image),
+    HotRoute("/v1/models/{model_name}/predict/batch", predict_images),
+]
 
 
 @router.post(

@@ -57,6 +57,19 @@ class Settings(HttpLimitSettings):
     """After this many cache lookups in a row found nothing (only new images coming), the
     gateway looks up one request in 16 (model_api still looks up every one), until a repeat
     shows up; 0: look up every request."""
+    coalesce_max_images: int = Field(16, ge=1, le=64)
+    """Unique images that reach a gateway worker in the same turn of its event loop go to
+    model_api in one call, up to this many (each still gets its own answer); 1: one call
+    per image. Nothing waits for company: an image alone goes at once."""
+    coalesce_max_calls: int = Field(0, ge=0)
+    """At most this many calls per model under way from a gateway worker; images that come
+    meanwhile wait for one to finish and go together (0: no limit)."""
+    coalesce_max_image_bytes: int = Field(64 * 1024, gt=0)
+    """Larger files always go to model_api in a call of their own."""
+    coalesce_max_pixels: int = Field(256 * 256, gt=0)
+    """So do images whose header declares more pixels than this, and images that are not
+    PNG or JPEG: their work is long, and a client that leaves should cancel it, which a
+    shared call cannot do."""
     model_version_ttl_seconds: float = Field(5.0, gt=0)
     """How long the gateway trusts the model version it last saw in model_api's answers (it
     is part of the cache key): a newly loaded version is followed within this."""

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 from mlserve_common.metrics_export import render
 
@@ -16,4 +16,11 @@ LOOKUPS = Counter(
     ["model", "result"],
 )
 
-__all__ = ["LOOKUPS", "render"]
+FORWARDED_TOGETHER = Histogram(
+    "mlserve_gateway_forwarded_images_per_call",
+    "Images the gateway sent to model_api in one call (those that came in the same turn of "
+    "its event loop; see web_api/gateway/coalescer.py).",
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+)
+
+__all__ = ["FORWARDED_TOGETHER", "LOOKUPS", "render"]

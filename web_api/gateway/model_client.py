@@ -28,6 +28,8 @@ class UpstreamResponse:
     content_type: str
     header_length: str | None = None
     """Inference-Header-Content-Length (V2 binary answers), to pass on."""
+    retry_after: str | None = None
+    """Retry-After (model_api busy), to pass on."""
 
 
 class ModelApiClient:
@@ -91,9 +93,11 @@ class ModelApiClient:
             ) from exc
         content_type = answer.headers.get(b"content-type", b"application/json").decode("latin-1")
         header_length = answer.headers.get(b"inference-header-content-length")
+        retry_after = answer.headers.get(b"retry-after")
         return UpstreamResponse(
             answer.status,
             answer.body,
             content_type,
             header_length.decode("latin-1") if header_length is not None else None,
+            retry_after.decode("latin-1") if retry_after is not None else None,
         )

@@ -20,6 +20,7 @@ from mlserve_common.stack_health import DOWN, model_api_state
 from web_api.config import Settings
 from web_api.gateway import metrics
 from web_api.gateway.auth import require_api_key
+from web_api.gateway.coalescer import ImageForwarder
 from web_api.gateway.errors import UnknownModelError, UnknownRouteError
 from web_api.gateway.hit_cache import HitCache
 from web_api.gateway.model_client import ModelApiClient, UpstreamResponse
@@ -44,9 +45,11 @@ SettingsDep = Annotated[Settings, Depends(app_settings)]
 
 
 def _passthrough(upstream: UpstreamResponse) -> Response:
-    headers = (
-        {V2_HEADER_LENGTH: upstream.header_length} if upstream.header_length is not None else None
-    )
+    headers = {}
+    if upstream.header_length is not None:
+        headers[V2_HEADER_LENGTH] = upstream.header_length
+    if upstream.retry_after is not None:
+        headers["retry-after"] = upstream.retry_after
     return Response(
         upstream.body, upstream.status, media_type=upstream.content_type, headers=headers
     )
@@ -71,25 +74,23 @@ async def _forward_image(request: Request, model_name: str) -> Response:
     client: ModelApiClient = request.app.state.model_client
     hits: HitCache = request.app.state.hit_cache
     await require_api_key(request)
-    path = model_path(model_name) + "/predict"  # 404 before reading a body for nothing
+    base = model_path(model_name)  # 404 before reading a body for nothing
+    forwarder: ImageForwarder = request.app.state.forwarder
     with request.app.state.upload_budget.reservation() as held:
-        if hits.enabled:
+        if hits.enabled or forwarder.coalescing:
             body = await read_image_bytes(request, settings.max_body_bytes, held)
             cached = await hits.answer(APP_TYPE, model_name, body)
             if cached is not None:
                 return Response(cached, media_type="application/json")
-            content_type = "application/octet-stream"
+            request_id = request.state.request_id
+            forwarded = forwarder.predict(base, APP_TYPE, body, request_id)
         else:
             body = await read_limited_body(request, settings.max_body_bytes, held)
             content_type = request.headers.get("content-type", "application/octet-stream")
-        headers = {"content-type": content_type, REQUEST_ID_HEADER: request.state.request_id}
-        forwarded = client.request(
-            "POST",
-            path,
-            body=body,
-            headers=headers,
-            params={"app_type": APP_TYPE},
-        )
+            headers = {"content-type": content_type, REQUEST_ID_HEADER: request.state.request_id}
+            forwarded = client.request(
+                "POST", base + "/predict", body=body, headers=headers, params={"app_type": APP_TYPE}
+            )
         # A client that leaves cancels the call, which closes its connection to model_api,
         # where the work behind it is dropped in turn.
         upstream = await unless_disconnected(request, forwarded)

@@ -1,0 +1,128 @@
+"""The wire format of several images in one call from the gateway to model_api, and of
+their answers.
+
+Under load, the gateway sends the unique images that reach it in the same turn of its
+event loop to model_api together (`web_api.gateway.coalescer`): one HTTP exchange instead
+of one per image, so the cost of a request through two HTTP servers is shared. Each image
+keeps its own request id, its own answer, its own status: one bad image gets its own 400
+and its batch-mates their predictions.
+
+Both bodies are a one-line JSON header, a newline, then the items' bytes back to back:
+
+    images:   {"sizes": [812, 790], "ids": ["3f..", "40.."]}\\n<812 bytes><790 bytes>
+    answers:  {"answers": [[200, 231, null], [400, 96, null]]}\\n<231 bytes><96 bytes>
+
+An answer is `[status, size, retry_after]`: `retry_after` is the Retry-After header an
+error carries (503 busy), or null.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import orjson
+
+IMAGES_TYPE = "application/vnd.mlserve.images"
+ANSWERS_TYPE = "application/vnd.mlserve.answers"
+MAX_ITEMS = 64
+"""The most images one call may carry."""
+_SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_MAX_HEADER_BYTES = 64 + MAX_ITEMS * 96
+
+
+class BatchFormatError(ValueError):
+    """A body that is not in this format (the message says how)."""
+
+
+@dataclass(frozen=True)
+class Item:
+    request_id: str
+    image: bytes
+
+
+@dataclass(frozen=True)
+class ItemAnswer:
+    status: int
+    body: bytes
+    retry_after: str | None = None
+
+
+def _split(body: bytes, what: str) -> tuple[dict, memoryview]:
+    end = body.find(b"\n", 0, _MAX_HEADER_BYTES)
+    if end < 0:
+        raise BatchFormatError(f"the {what} body has no header line")
+    try:
+        header = orjson.loads(body[:end])
+    except orjson.JSONDecodeError as exc:
+        raise BatchFormatError(f"the {what} body's header is not JSON ({exc})") from None
+    if not isinstance(header, dict):
+        raise BatchFormatError(f"the {what} body's header is not a JSON object")
+    return header, memoryview(body)[end + 1 :]
+
+
+def _cut(payload: memoryview, sizes: list[int], what: str) -> list[bytes]:
+    if sum(sizes) != len(payload):
+        raise BatchFormatError(
+            f"the {what} body holds {len(payload)} bytes after its header, "
+            f"but its sizes add up to {sum(sizes)}"
+        )
+    parts, start = [], 0
+    for size in sizes:
+        parts.append(bytes(payload[start : start + size]))
+        start += size
+    return parts
+
+
+def _sizes(value: object, what: str) -> list[int]:
+    if (
+        not isinstance(value, list)
+        or not 0 < len(value) <= MAX_ITEMS
+        or not all(type(size) is int and size >= 0 for size in value)
+    ):
+        raise BatchFormatError(
+            f"the {what} body's sizes must be a list of 1 to {MAX_ITEMS} byte counts"
+        )
+    return value
+
+
+def encode_images(items: list[Item]) -> bytes:
+    header = {"sizes": [len(item.image) for item in items], "ids": [i.request_id for i in items]}
+    return b"".join([orjson.dumps(header), b"\n", *(item.image for item in items)])
+
+
+def decode_images(body: bytes) -> list[Item]:
+    """The images of a body `encode_images` wrote; `BatchFormatError` for anything else.
+    A request id that is not a safe token is replaced by an empty one (the caller makes
+    its own)."""
+    header, payload = _split(body, "images")
+    sizes = _sizes(header.get("sizes"), "images")
+    ids = header.get("ids")
+    if not isinstance(ids, list) or len(ids) != len(sizes):
+        raise BatchFormatError("the images body needs one id per image")
+    images = _cut(payload, sizes, "images")
+    safe = [i if isinstance(i, str) and _SAFE_ID.fullmatch(i) else "" for i in ids]
+    return [Item(request_id, image) for request_id, image in zip(safe, images, strict=True)]
+
+
+def encode_answers(answers: list[ItemAnswer]) -> bytes:
+    header = {"answers": [[a.status, len(a.body), a.retry_after] for a in answers]}
+    return b"".join([orjson.dumps(header), b"\n", *(answer.body for answer in answers)])
+
+
+def decode_answers(body: bytes, count: int) -> list[ItemAnswer]:
+    """The `count` answers of a body `encode_answers` wrote; `BatchFormatError` else."""
+    header, payload = _split(body, "answers")
+    rows = header.get("answers")
+    if not isinstance(rows, list) or len(rows) != count:
+        raise BatchFormatError(f"the answers body must hold {count} answers")
+    for row in rows:
+        if (
+            not isinstance(row, list)
+            or len(row) != 3
+            or type(row[0]) is not int
+            or not (row[2] is None or isinstance(row[2], str))
+        ):
+            raise BatchFormatError("an answer must be [status, size, retry_after]")
+    bodies = _cut(payload, _sizes([row[1] for row in rows], "answers"), "answers")
+    return [ItemAnswer(row[0], b, row[2]) for row, b in zip(rows, bodies, strict=True)]

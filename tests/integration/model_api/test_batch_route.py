@@ -1,0 +1,86 @@
+"""model_api's route for several images in one call (what the gateway sends under load),
+against a real model_api and Redis: each image answered as `/predict` would answer it."""
+
+from __future__ import annotations
+
+import httpx
+import orjson
+
+from harness.bad_inputs import png_claiming
+from harness.hostile import unique_small_pngs
+from harness.metrics import metric
+from harness.services import ServiceProcess
+from mlserve_common import image_batch
+from mlserve_common.image_batch import Item
+
+PARAMS = {"app_type": "cli"}
+
+
+def _post(model_api: ServiceProcess, items: list[Item], **params: str) -> httpx.Response:
+    return httpx.post(
+        model_api.url + "/v1/models/mnist/predict/batch",
+        params={**PARAMS, **params},
+        content=image_batch.encode_images(items),
+        headers={"content-type": image_batch.IMAGES_TYPE},
+    )
+
+
+def _inferences(model_api: ServiceProcess) -> float:
+    text = httpx.get(model_api.url + "/metrics").text
+    return metric(text, "mlserve_inferences_total", model="mnist")
+
+
+def _without_timings(raw: bytes) -> dict:
+    return {k: v for k, v in orjson.loads(raw).items() if k not in ("timings", "cached")}
+
+
+def test_each_image_gets_its_own_answer_and_a_bad_one_fails_alone(
+    model_api: ServiceProcess,
+) -> None:
+    good = unique_small_pngs(3, seed=901)
+    items = [
+        Item("first-good", good[0]),
+        Item("the-bad-one", png_claiming(28, 28)),  # a header and nothing after it
+        Item("second-good", good[1]),
+        Item("third-good", good[2]),
+    ]
+    response = _post(model_api, items)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == image_batch.ANSWERS_TYPE
+    answers = image_batch.decode_answers(response.content, len(items))
+    assert [a.status for a in answers] == [200, 400, 200, 200]
+    error = orjson.loads(answers[1].body)
+    assert error["request_id"] == "the-bad-one" and error["error"]
+    for image, answer in zip(good, (answers[0], answers[2], answers[3]), strict=True):
+        alone = httpx.post(model_api.url + "/v1/models/mnist/predict", params=PARAMS, content=image)
+        assert alone.status_code == 200 and alone.json()["cached"] is True  # the call stored it
+        assert _without_timings(answer.body) == _without_timings(alone.content)
+    health = httpx.get(model_api.url + "/health/ready")
+    assert health.status_code == 200
+
+
+def test_identical_images_in_one_call_are_inferred_once(model_api: ServiceProcess) -> None:
+    (image,) = unique_small_pngs(1, seed=902)
+    before = _inferences(model_api)
+    answers = image_batch.decode_answers(
+        _post(model_api, [Item(f"same-{i}", image) for i in range(16)]).content, 16
+    )
+    assert [a.status for a in answers] == [200] * 16
+    assert len({orjson.loads(a.body)["label"] for a in answers}) == 1
+    assert _inferences(model_api) == before + 1
+
+
+def test_a_body_in_another_format_is_a_clear_400(model_api: ServiceProcess) -> None:
+    response = httpx.post(
+        model_api.url + "/v1/models/mnist/predict/batch", params=PARAMS, content=b"\x89PNG..."
+    )
+    assert response.status_code == 400
+    assert "header line" in response.json()["error"]
+    bad_type = _post(model_api, [Item("a", b"x")], app_type="mobile")
+    assert bad_type.status_code == 422 and "app_type" in bad_type.json()["error"]
+    unknown = httpx.post(
+        model_api.url + "/v1/models/nope/predict/batch",
+        params=PARAMS,
+        content=image_batch.encode_images([Item("a", b"x")]),
+    )
+    assert unknown.status_code == 404

@@ -1,0 +1,194 @@
+"""When the gateway sends images together, alone, or again one by one: the coalescer in
+front of a real TCP server that answers as model_api does and records every call."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import orjson
+
+from harness.bad_inputs import png_claiming
+from mlserve_common import image_batch
+from mlserve_common.image_batch import ItemAnswer
+from tests.unit.web_api.test_upstream import read_request, serve
+from web_api.gateway.coalescer import ImageForwarder
+from web_api.gateway.errors import ModelApiUnavailableError
+from web_api.gateway.model_client import ModelApiClient
+
+SMALL = png_claiming(28, 28)  # a header declaring 784 pixels is all the coalescer reads
+
+
+@dataclass
+class FakeModelApi:
+    """Answers `/predict` and `/predict/batch` with each image's request id; `calls` holds
+    the request ids of every call, in order."""
+
+    calls: list[list[str]] = field(default_factory=list)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    refuse_batches: bool = False
+
+    def __post_init__(self) -> None:
+        self.release.set()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                request = await read_request(reader)
+                head, _, body = request.partition(b"\r\n\r\n")
+                path = head.split(b" ")[1]
+                await self.release.wait()
+                if b"/predict/batch" in path:
+                    if self.refuse_batches:
+                        writer.write(_answer(404, b'{"error":"no such route"}', "application/json"))
+                        continue
+                    items = image_batch.decode_images(body)
+                    self.calls.append([item.request_id for item in items])
+                    answers = [ItemAnswer(200, _id_body(i.request_id)) for i in items]
+                    body = image_batch.encode_answers(answers)
+                    writer.write(_answer(200, body, image_batch.ANSWERS_TYPE))
+                else:
+                    request_id = next(
+                        line.split(b": ")[1].decode()
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"x-request-id")
+                    )
+                    self.calls.append([request_id])
+                    writer.write(_answer(200, _id_body(request_id), "application/json"))
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+
+def _id_body(request_id: str) -> bytes:
+    return orjson.dumps({"id": request_id})
+
+
+def _answer(status: int, body: bytes, content_type: str) -> bytes:
+    head = f"HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {len(body)}"
+    return head.encode() + b"\r\n\r\n" + body
+
+
+async def forwarder_for(api: FakeModelApi, **options) -> tuple[asyncio.Server, ImageForwarder]:
+    server, url = await serve(api.handle)
+    client = ModelApiClient(url, timeout=5, connect_timeout=1)
+    options = {"max_images": 16, "max_image_bytes": 65536, "max_pixels": 65536, **options}
+    return server, ImageForwarder(client, **options)
+
+
+def predict(forwarder: ImageForwarder, request_id: str, image: bytes = SMALL) -> asyncio.Task:
+    return asyncio.create_task(forwarder.predict("/v1/models/mnist", "cli", image, request_id))
+
+
+def ids(answers: list) -> list[str]:
+    return [orjson.loads(answer.body)["id"] for answer in answers]
+
+
+async def test_the_requests_of_one_turn_go_together_and_a_lone_one_alone() -> None:
+    api = FakeModelApi()
+    server, forwarder = await forwarder_for(api)
+    async with server:
+        together = await asyncio.gather(*(predict(forwarder, f"r{i}") for i in range(5)))
+        alone = await predict(forwarder, "solo")
+        await forwarder.client.close()
+    assert api.calls == [["r0", "r1", "r2", "r3", "r4"], ["solo"]]
+    assert ids(together) == ["r0", "r1", "r2", "r3", "r4"] and ids([alone]) == ["solo"]
+
+
+async def test_a_full_call_goes_at_once_and_the_rest_follow() -> None:
+    api = FakeModelApi()
+    server, forwarder = await forwarder_for(api, max_images=4)
+    async with server:
+        answers = await asyncio.gather(*(predict(forwarder, f"r{i}") for i in range(6)))
+        await forwarder.client.close()
+    assert sorted(api.calls, key=len, reverse=True) == [["r0", "r1", "r2", "r3"], ["r4", "r5"]]
+    assert ids(answers) == [f"r{i}" for i in range(6)]
+
+
+async def test_large_or_foreign_images_always_go_alone() -> None:
+    api = FakeModelApi()
+    server, forwarder = await forwarder_for(api)
+    async with server:
+        await asyncio.gather(
+            predict(forwarder, "big", png_claiming(300, 300)),  # 90,000 pixels > 65,536
+            predict(forwarder, "gif", b"GIF89a" + bytes(20)),
+            predict(forwarder, "small-1"),
+            predict(forwarder, "small-2"),
+        )
+        await forwarder.client.close()
+    assert sorted(api.calls) == [["big"], ["gif"], ["small-1", "small-2"]]
+
+
+async def test_a_client_that_leaves_before_the_call_is_left_out_of_it() -> None:
+    api = FakeModelApi()
+    server, forwarder = await forwarder_for(api)
+    async with server:
+        tasks = [predict(forwarder, f"r{i}") for i in range(3)]
+        await asyncio.sleep(0)  # all three have joined; the first waits for the turn's end
+        tasks[1].cancel()
+        first, _, third = await asyncio.gather(*tasks, return_exceptions=True)
+        await forwarder.client.close()
+    assert api.calls == [["r0", "r2"]] and ids([first, third]) == ["r0", "r2"]
+
+
+async def test_the_first_leaving_still_sends_the_others() -> None:
+    api = FakeModelApi()
+    server, forwarder = await forwarder_for(api)
+    async with server:
+        tasks = [predict(forwarder, f"r{i}") for i in range(3)]
+        await asyncio.sleep(0)
+        tasks[0].cancel()
+        answers = await asyncio.gather(*tasks, return_exceptions=True)
+        await forwarder.close()
+        await forwarder.client.close()
+    assert isinstance(answers[0], asyncio.CancelledError)
+    assert api.calls == [["r1", "r2"]] and ids(answers[1:]) == ["r1", "r2"]
+
+
+async def test_with_a_call_limit_images_wait_for_a_call_to_finish_and_go_together() -> None:
+    api = FakeModelApi()
+    api.release.clear()
+    server, forwarder = await forwarder_for(api, max_calls=1)
+    async with server:
+        first = predict(forwarder, "first")
+        for _ in range(20):  # the first call is under way, held by the server
+            await asyncio.sleep(0.005)
+        later = []
+        for i in range(5):  # each in a turn of its own: without the limit, five calls
+            later.append(predict(forwarder, f"later-{i}"))
+            await asyncio.sleep(0.005)
+        api.release.set()
+        answers = await asyncio.gather(first, *later)
+        await forwarder.client.close()
+    assert api.calls == [["first"], [f"later-{i}" for i in range(5)]]
+    assert ids(answers) == ["first"] + [f"later-{i}" for i in range(5)]
+
+
+async def test_a_model_api_without_the_route_gets_the_images_one_by_one() -> None:
+    api = FakeModelApi(refuse_batches=True)
+    server, forwarder = await forwarder_for(api)
+    async with server:
+        answers = await asyncio.gather(*(predict(forwarder, f"r{i}") for i in range(3)))
+        await forwarder.client.close()
+    assert sorted(api.calls) == [["r0"], ["r1"], ["r2"]]
+    assert ids(answers) == ["r0", "r1", "r2"]
+
+
+async def test_model_api_away_fails_each_image_with_its_own_error() -> None:
+    server, forwarder = await forwarder_for(FakeModelApi())
+    server.close()
+    await server.wait_closed()
+    answers = await asyncio.gather(
+        *(predict(forwarder, f"r{i}") for i in range(3)), return_exceptions=True
+    )
+    await forwarder.client.close()
+    assert all(isinstance(a, ModelApiUnavailableError) for a in answers)
+    assert len({id(a) for a in answers}) == 3  # not one object raised in three tasks
+
+
+async def test_off_means_one_call_per_image() -> None:
+    api = FakeModelApi()
+    server, forwarder = await forwarder_for(api, max_images=1)
+    async with server:
+        await asyncio.gather(*(predict(forwarder, f"r{i}") for i in range(3)))
+        await forwarder.client.close()
+    assert sorted(api.calls) == [["r0"], ["r1"], ["r2"]]
