@@ -1,16 +1,19 @@
 """Where a unique-image request's CPU goes: milliseconds of CPU per request, by service.
 
 Starts the stack as a user does (`./start_all.sh cli mnist`, local mode, a new empty Redis),
-loads it with wrk and the peers' never-repeated mnist PNGs (32 clients), and reads each
-service's process tree's CPU time around each round. Settings to compare go on the command
-line as `VAR=VALUE` sets; the sets take turns, round by round, each on a fresh stack:
+loads it with wrk and the peers' never-repeated mnist PNGs (32 clients, or `--clients`),
+and reads each service's process tree's CPU time around each round. Settings to compare go
+on the command line as `VAR=VALUE` sets; the sets take turns, round by round, each on a
+fresh stack:
 
     PYTHONPATH=. .venv/bin/python -m bench.cpu_split                       # the defaults
     PYTHONPATH=. .venv/bin/python -m bench.cpu_split MLSERVE_INLINE_MAX_PIXELS=0 \\
         MLSERVE_INLINE_MAX_PIXELS=4096 --rounds 3                          # an A/B
 
-Unlike req/s, CPU per request barely moves with the machine's other load, so it tells a
-change's cost apart from noise in fewer rounds. One JSON line per round.
+CPU per request moves less than req/s with the machine's other load, so it tells a change's
+cost apart from noise in fewer rounds; on a busy shared machine it still moved by 1.5x
+between rounds (2026-12-02), so take medians of interleaved pairs. One JSON line per round,
+with the gateway's small images per call to model_api (`images_per_call`).
 """
 
 from __future__ import annotations
@@ -41,7 +44,9 @@ def _images_per_call(stack: MLServeStack) -> tuple[float, float]:
     return metric(text, name + "_sum"), metric(text, name + "_count")
 
 
-def measure(env: dict[str, str], images: SliceAllocator, target: str, seconds: int) -> dict:
+def measure(
+    env: dict[str, str], images: SliceAllocator, target: str, seconds: int, clients: int = CLIENTS
+) -> dict:
     stack = MLServeStack("mnist", WORK_DIR / "cpu_split")
     stack.env.update(env)
     stack.start()
@@ -54,10 +59,10 @@ def measure(env: dict[str, str], images: SliceAllocator, target: str, seconds: i
             url = stack.base_url("model_api") + "/v1/models/mnist/predict?app_type=cli"
         else:
             url = stack.base_url("web") + "/predict"
-        run_wrk(url, images.take(3 * PER_SECOND), CLIENTS, 2)  # warm-up
+        run_wrk(url, images.take(3 * PER_SECOND), clients, 2)  # warm-up
         calls_before = _images_per_call(stack)
         before = {service: sum(cpu_seconds(p).values()) for service, p in pids.items()}
-        result = run_wrk(url, images.take(seconds * PER_SECOND), CLIENTS, seconds)
+        result = run_wrk(url, images.take(seconds * PER_SECOND), clients, seconds)
         after = {service: sum(cpu_seconds(p).values()) for service, p in pids.items()}
         calls_after = _images_per_call(stack)
     finally:
@@ -69,6 +74,7 @@ def measure(env: dict[str, str], images: SliceAllocator, target: str, seconds: i
     return {
         "env": env,
         "target": target,
+        "clients": clients,
         "rps": result["rps"],
         "failures": result["failures"],
         "cpu_ms_per_request": {**ms, "total": round(sum(ms.values()), 3)},
@@ -82,6 +88,7 @@ def main() -> int:
     parser.add_argument("sets", nargs="*", help="VAR=VALUE settings, one set per argument")
     parser.add_argument("--target", choices=("web", "model_api"), default="web")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--clients", type=int, default=CLIENTS)
     parser.add_argument("--duration", type=int, default=8, help="seconds per round")
     parser.add_argument("--out", type=Path, help="also append the JSON lines to this file")
     args = parser.parse_args()
@@ -91,7 +98,7 @@ def main() -> int:
     images = SliceAllocator(pack)
     for _ in range(args.rounds):
         for env in sets:
-            line = json.dumps(measure(env, images, args.target, args.duration))
+            line = json.dumps(measure(env, images, args.target, args.duration, args.clients))
             print(line, flush=True)
             if args.out is not None:
                 with args.out.open("a") as out:

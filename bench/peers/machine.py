@@ -34,6 +34,17 @@ def machine() -> dict:
     }
 
 
+def steal_seconds() -> float:
+    """CPU time the hypervisor gave to other machines so far, over all cores (the `steal`
+    column of /proc/stat): what a shared machine's noise costs a measurement."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = fh.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def _versions_in(python: str, names: tuple[str, ...]) -> dict[str, str]:
     code = (
         "import json, importlib.metadata as m\nout = {}\n"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.peers.loadgen import LoadError, Slice, SliceAllocator, run_wrk
+from bench.peers.machine import steal_seconds
 from bench.peers.pack import Pack
 from bench.peers.processes import StartError, cpu_seconds
 from bench.peers.targets import Measurement, Server, Target
@@ -78,9 +79,9 @@ class Runner:
         warm, measured = self._slices(m)
         warmup = run_wrk(url, warm, clients, s.warmup, s.wrk_threads, m.body)
         pids = [p["pid"] for group in server.memory().values() for p in group]
-        before = cpu_seconds(pids)
+        before, stolen = cpu_seconds(pids), steal_seconds()
         figures = run_wrk(url, measured, clients, s.duration, s.wrk_threads, m.body)
-        after = cpu_seconds(pids)
+        after, stolen = cpu_seconds(pids), steal_seconds() - stolen
         repeated = m.images == "unique" and warmup["wrapped"] + figures["wrapped"] > 0
         record = {
             "round": round_no,
@@ -95,9 +96,13 @@ class Runner:
             "repeated_images": repeated,
             # Per server process: shows when one of two workers got most of the connections.
             "server_cpu_s": {pid: round(after[pid] - before[pid], 2) for pid in after},
+            # CPU the hypervisor took for other machines meanwhile (of cores x duration).
+            "steal_s": round(stolen, 2),
         }
         self.records.append(record)
         note = "  IMAGES REPEATED (raise the cap)" if repeated else ""
+        if stolen >= 0.5:
+            note += f"  ({stolen:.1f} s of CPU stolen by the hypervisor)"
         print(
             f"    {m.name:<20} {clients:>3} clients  {record['rps']:>8.1f} req/s  "
             f"p50 {record['p50_ms']:>7.2f} ms  p99 {record['p99_ms']:>8.2f} ms  "
