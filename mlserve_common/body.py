@@ -19,7 +19,7 @@ from mlserve_common.errors import (
 )
 
 
-def _too_large(max_bytes: int) -> PayloadTooLargeError:
+def too_large(max_bytes: int) -> PayloadTooLargeError:
     return PayloadTooLargeError(f"request body exceeds the limit of {max_bytes:,} bytes")
 
 
@@ -69,7 +69,7 @@ async def limited_stream(
     declared = request.headers.get("content-length", "")
     expected = int(declared) if declared.isdigit() else None
     if expected is not None and expected > max_bytes:
-        raise _too_large(max_bytes)
+        raise too_large(max_bytes)
     if reservation is not None and expected is not None:
         reservation.take(expected)  # refused before a byte is read
     received = 0
@@ -77,7 +77,7 @@ async def limited_stream(
         async for chunk in request.stream():
             received += len(chunk)
             if received > max_bytes:
-                raise _too_large(max_bytes)
+                raise too_large(max_bytes)
             if reservation is not None and (expected is None or received > expected):
                 reservation.take(len(chunk))
             yield chunk

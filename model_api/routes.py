@@ -11,12 +11,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from mlserve_common import image_batch
-from mlserve_common.body import read_limited_body
+from mlserve_common.body import read_limited_body, too_large
 from mlserve_common.disconnect import unless_disconnected
 from mlserve_common.errors import (
     InvalidRequestError,
     MLServeError,
-    PayloadTooLargeError,
     error_body_for,
     log_error,
 )
@@ -148,9 +147,7 @@ async def _answer(
     token = request_id_var.set(request_id)
     try:
         if len(item.image) > service.settings.max_body_bytes:
-            raise PayloadTooLargeError(
-                f"request body exceeds the limit of {service.settings.max_body_bytes:,} bytes"
-            )
+            raise too_large(service.settings.max_body_bytes)
         return ItemAnswer(200, await service.predictor.predict(item.image, app_type))
     except MLServeError as exc:
         log_error("POST", path, exc)

@@ -68,8 +68,9 @@ def model_path(model_name: str) -> str:
 
 async def _forward_image(request: Request, model_name: str) -> Response:
     """A repeated image is answered from the cache here (see hit_cache.py); anything else
-    goes to model_api: the image's bytes alone when the gateway took them out of a multipart
-    body to look them up, else the body as the client sent it."""
+    goes to model_api, the image's bytes alone (taken out of a multipart body), with the
+    images that arrive with it (see coalescer.py). With neither the cache nor coalescing,
+    the body goes as the client sent it."""
     settings: Settings = request.app.state.settings
     client: ModelApiClient = request.app.state.model_client
     hits: HitCache = request.app.state.hit_cache
