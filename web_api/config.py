@@ -58,9 +58,13 @@ class Settings(HttpLimitSettings):
     gateway looks up one request in 16 (model_api still looks up every one), until a repeat
     shows up; 0: look up every request."""
     coalesce_max_images: int = Field(16, ge=1, le=64)
-    """Unique images that reach a gateway worker in the same turn of its event loop go to
-    model_api in one call, up to this many (each still gets its own answer); 1: one call
-    per image. Nothing waits for company: an image alone goes at once."""
+    """Unique small images that reach a gateway worker at about the same time (within
+    `coalesce_turns` turns of its event loop) go to model_api in one call, up to this many
+    (each still gets its own answer); 1: one call per image."""
+    coalesce_turns: int = Field(4, ge=1, le=64)
+    """How many turns of its event loop a gateway worker waits for other images before it
+    sends one (an idle loop turns in microseconds; a busy one as slowly as its work, so the
+    calls grow with the load)."""
     coalesce_max_calls: int = Field(0, ge=0)
     """At most this many calls per model under way from a gateway worker; images that come
     meanwhile wait for one to finish and go together (0: no limit)."""

@@ -2,19 +2,21 @@
 
 Every unique image costs a request through two HTTP servers: the gateway's call to
 model_api is a second request to write, parse, route, answer and read back. So the small
-images a gateway worker receives in the same turn of its event loop (several clients'
-requests arriving at once) go to model_api in one call (`mlserve_common.image_batch`), up
-to `max_images`, and each client gets its own answer back, with its own status. Under
-unique-image load (32 clients, mnist) calls carried 2.5 images on average and the stack
-spent 16 % less CPU per request (README, Benchmarks).
-
-Nothing waits for company: an image alone in its turn goes at the end of that turn, in a
-call of its own, from its own request's task, exactly as before; calls carry several images
-only when requests already arrive together, that is under load. With `max_calls`, images
-that come while that many calls are under way wait for one to finish and go together
-(larger calls, but a replica with more workers than the gateway's calls could fill would
-sit idle: off by default). model_api answers each image of a call as it would answer it
+images a gateway worker receives at about the same time (several clients' requests arriving
+within a few turns of its event loop) go to model_api in one call
+(`mlserve_common.image_batch`), up to `max_images`, and each client gets its own answer
+back, with its own status. model_api answers each image of a call as it would answer it
 alone (its cache, single-flight, dynamic batching), so one bad image gets its own 400.
+
+The first image of a call waits for company only while its event loop turns `turns` times
+(4 by default). An idle loop turns in microseconds, so a lone image goes at once, in a call
+of its own, from its own request's task, as before (p50 at 1 client did not move). A busy
+loop turns as slowly as its work, so the wait grows with the load, and so do the calls: at
+32 clients they carried 2.5 images with 1 turn and about 5 with 4 (README, Benchmarks).
+
+With `max_calls`, images that come while that many calls are under way wait for one to
+finish and go together. Calls grow larger, but a replica with more workers than the
+gateway's calls could fill would sit idle: off by default.
 
 Only small, cheap images share calls: PNG or JPEG files whose header declares at most
 `max_pixels`. A client that leaves before its image was sent drops it from the call; one
@@ -101,16 +103,19 @@ class ImageForwarder:
         max_image_bytes: int,
         max_pixels: int,
         max_calls: int = 0,
+        turns: int = 1,
     ) -> None:
         """`max_images` <= 1: every image in a call of its own; so is a file over
         `max_image_bytes`, and an image that is not a PNG or JPEG declaring at most
         `max_pixels`. `max_calls` > 0: at most this many calls per route under way; images
-        that come meanwhile wait for one to finish, and go together."""
+        that come meanwhile wait for one to finish, and go together. `turns`: how many
+        turns of the event loop the first image of a call waits for others."""
         self.client = client
         self.max_images = min(max_images, image_batch.MAX_ITEMS)
         self.max_image_bytes = max_image_bytes
         self.max_pixels = max_pixels
         self.max_calls = max_calls
+        self.turns = max(1, turns)
         self._routes: dict[tuple[str, str], _Route] = {}
         self._calls: set[asyncio.Task] = set()
 
@@ -138,11 +143,13 @@ class ImageForwarder:
         waiter = pending.join(item)
         if busy:
             return await waiter  # the next call to finish sends the group
-        # This request leads: it lets the turn's other requests run (and join), then sends
-        # what came: alone, in its own request's task (so that its client leaving cancels
-        # the call, as without coalescing), or together, in a task of the call's.
+        # This request leads: it lets the loop turn `turns` times, so that the requests
+        # that arrive meanwhile join, then sends what came: alone, in its own request's
+        # task (so that its client leaving cancels the call, as without coalescing), or
+        # together, in a task of the call's.
         try:
-            await asyncio.sleep(0)
+            for _ in range(self.turns):
+                await asyncio.sleep(0)
         except asyncio.CancelledError:
             waiter.cancel()
             if route.take(pending):

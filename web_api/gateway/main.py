@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.coalesce_max_image_bytes,
             settings.coalesce_max_pixels,
             settings.coalesce_max_calls,
+            settings.coalesce_turns,
         )
         try:
             yield

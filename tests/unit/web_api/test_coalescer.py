@@ -94,6 +94,20 @@ async def test_the_requests_of_one_turn_go_together_and_a_lone_one_alone() -> No
     assert ids(together) == ["r0", "r1", "r2", "r3", "r4"] and ids([alone]) == ["solo"]
 
 
+async def test_the_first_image_waits_the_given_turns_for_company() -> None:
+    for turns, expected in ((1, [["early"], ["late"]]), (3, [["early", "late"]])):
+        api = FakeModelApi()
+        server, forwarder = await forwarder_for(api, turns=turns)
+        async with server:
+            early = predict(forwarder, "early")
+            await asyncio.sleep(0)  # "early" runs and waits its first turn
+            await asyncio.sleep(0)
+            late = predict(forwarder, "late")  # comes two turns later
+            await asyncio.gather(early, late)
+            await forwarder.client.close()
+        assert sorted(api.calls) == expected, turns
+
+
 async def test_a_full_call_goes_at_once_and_the_rest_follow() -> None:
     api = FakeModelApi()
     server, forwarder = await forwarder_for(api, max_images=4)
