@@ -9,10 +9,13 @@ back, with its own status. model_api answers each image of a call as it would an
 alone (its cache, single-flight, dynamic batching), so one bad image gets its own 400.
 
 The first image of a call waits for company only while its event loop turns `turns` times
-(4 by default). An idle loop turns in microseconds, so a lone image goes at once, in a call
-of its own, from its own request's task, as before (p50 at 1 client did not move). A busy
-loop turns as slowly as its work, so the wait grows with the load, and so do the calls: at
-32 clients they carried 2.5 images with 1 turn and about 5 with 4 (README, Benchmarks).
+(once by default). An idle loop turns in microseconds, so a lone image goes at once, in a
+call of its own, from its own request's task, as before (p50 at 1 client did not move). A
+busy loop turns as slowly as its work, so the wait grows with the load, and so do the
+calls: at 32 clients they carried 2.5 images with 1 turn and about 5 with 4. But fewer,
+larger calls can all land on the connections of one model_api worker (the pool reuses its
+most recently used connection first) and leave the others idle: with 4 turns, one of two
+workers did most of the work in 2 of 3 rounds of a full benchmark (README, Benchmarks).
 
 With `max_calls`, images that come while that many calls are under way wait for one to
 finish and go together. Calls grow larger, but a replica with more workers than the
