@@ -157,6 +157,7 @@ class ImageForwarder:
             waiter.cancel()
             if route.take(pending):
                 self._send(route, pending.live())
+            self._forget_if_idle(route)
             raise
         if not route.take(pending):
             return await waiter  # it filled up and went
@@ -189,6 +190,14 @@ class ImageForwarder:
         pending = route.pending
         if pending is not None and not pending.led and route.take(pending):
             self._send(route, pending.live())
+        self._forget_if_idle(route)
+
+    def _forget_if_idle(self, route: _Route) -> None:
+        """Keep no state for a route with nothing under way or waiting: model names come
+        from clients, and one never asked again should cost nothing."""
+        key = (route.model_path, route.app_type)
+        if route.in_flight == 0 and route.pending is None and self._routes.get(key) is route:
+            del self._routes[key]
 
     def _send(self, route: _Route, live: list[tuple[Item, Waiter]]) -> None:
         if not live:

@@ -108,6 +108,27 @@ async def test_the_first_image_waits_the_given_turns_for_company() -> None:
         assert sorted(api.calls) == expected, turns
 
 
+async def test_nothing_is_kept_for_a_model_name_once_its_calls_are_done() -> None:
+    api = FakeModelApi()
+    server, forwarder = await forwarder_for(api)
+    async with server:
+        for name in ("a", "b", "c"):  # names a client made up, each asked once
+            await asyncio.gather(
+                *(
+                    forwarder.predict(f"/v1/models/{name}", "cli", SMALL, f"{name}{i}")
+                    for i in range(3)
+                )
+            )
+        tasks = [predict(forwarder, f"r{i}") for i in range(2)]
+        await asyncio.sleep(0)
+        for task in tasks:  # every client leaves before its image was sent
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await forwarder.client.close()
+    assert len(api.calls) == 3
+    assert forwarder._routes == {}
+
+
 async def test_a_full_call_goes_at_once_and_the_rest_follow() -> None:
     api = FakeModelApi()
     server, forwarder = await forwarder_for(api, max_images=4)
