@@ -18,16 +18,16 @@ error carries (503 busy), or null.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import orjson
+
+from mlserve_common.observability import is_safe_request_id
 
 IMAGES_TYPE = "application/vnd.mlserve.images"
 ANSWERS_TYPE = "application/vnd.mlserve.answers"
 MAX_ITEMS = 64
 """The most images one call may carry."""
-_SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _MAX_HEADER_BYTES = 64 + MAX_ITEMS * 96
 
 
@@ -101,7 +101,7 @@ def decode_images(body: bytes) -> list[Item]:
     if not isinstance(ids, list) or len(ids) != len(sizes):
         raise BatchFormatError("the images body needs one id per image")
     images = _cut(payload, sizes, "images")
-    safe = [i if isinstance(i, str) and _SAFE_ID.fullmatch(i) else "" for i in ids]
+    safe = [i if is_safe_request_id(i) else "" for i in ids]
     return [Item(request_id, image) for request_id, image in zip(safe, images, strict=True)]
 
 

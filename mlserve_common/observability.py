@@ -11,7 +11,7 @@ import secrets
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "x-request-id"
-_SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 # A random prefix per process and a counter: unique across processes and restarts, and
 # without uuid4's call into the OS's random source on every request.
@@ -23,6 +23,11 @@ NO_TELEMETRY = {"tracing": False, "metrics": False, "logs": False}
 """FastAPI's built-in OpenTelemetry hooks, off: with no provider configured they only cost
 (several provider and environment lookups on every request); the services' own metrics are
 Prometheus's, their traces the request ids."""
+
+
+def is_safe_request_id(value: object) -> bool:
+    """A request id from outside that may be echoed and logged as it is."""
+    return isinstance(value, str) and _SAFE_ID.fullmatch(value) is not None
 
 
 def new_request_id() -> str:
@@ -63,7 +68,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         given = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
-        request_id = given if _SAFE_ID.match(given) else new_request_id()
+        request_id = given if is_safe_request_id(given) else new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         token = request_id_var.set(request_id)
 
