@@ -1,7 +1,7 @@
 """Run a service's app factory under uvicorn, the same way for every MLServe service.
 
-With more than one worker, uvicorn's supervisor spawns that many processes on one
-listening socket and replaces any that dies. Each worker:
+With more than one worker, a supervisor (uvicorn's, with one listening socket per worker:
+see `supervisor`) spawns that many processes and replaces any that dies. Each worker:
 - dies with the supervisor (a `kill -9` of the service leaves no orphan holding the port);
 - writes its Prometheus metrics into one shared folder, so `/metrics` reports totals;
 - finds in MLSERVE_SHARED_DIR a folder for state all workers follow (the models loaded).
@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import os
 import shutil
 import signal
+import socket
+import sys
 import tempfile
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 
 from mlserve_common.http_limits import HttpLimits
 from mlserve_common.http_protocol import GuardedHttpProtocol
 from mlserve_common.observability import setup_logging
+from mlserve_common.supervisor import SocketPerWorker, bind_slots
 
 GRACEFUL_SHUTDOWN_SECONDS = 30  # in-flight requests finish on SIGTERM (docker stops after 35 s)
 WORKER_PING_TIMEOUT_SECONDS = 30
@@ -50,27 +55,53 @@ def serve(
     shared_dir = tempfile.mkdtemp(prefix="mlserve-shared-")
     os.environ[SHARED_DIR_ENV] = shared_dir
     os.environ[SUPERVISOR_ENV] = str(os.getpid())
+    config = uvicorn.Config(
+        factory,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        access_log=access_log,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        http=GuardedHttpProtocol,
+        timeout_keep_alive=limits.keep_alive_seconds,
+        # uvicorn kills a worker that misses its health ping for this long; its 5 s
+        # default killed busy, healthy workers on a loaded 2-core machine.
+        timeout_worker_healthcheck=WORKER_PING_TIMEOUT_SECONDS,
+        proxy_headers=False,
+        server_header=False,
+    )
     try:
-        uvicorn.run(
-            factory,
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_config=None,
-            access_log=access_log,
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-            http=GuardedHttpProtocol,
-            timeout_keep_alive=limits.keep_alive_seconds,
-            # uvicorn kills a worker that misses its health ping for this long; its 5 s
-            # default killed busy, healthy workers on a loaded 2-core machine.
-            timeout_worker_healthcheck=WORKER_PING_TIMEOUT_SECONDS,
-            proxy_headers=False,
-            server_header=False,
-        )
+        if workers > 1:
+            SocketPerWorker(config, _bind(host, port, workers, config.backlog)).run()
+        else:
+            config.load_app()
+            server = uvicorn.Server(config)
+            server.run()
+            if not server.started:
+                sys.exit(STARTUP_FAILURE)
+    except KeyboardInterrupt:
+        pass
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
         shutil.rmtree(shared_dir, ignore_errors=True)
+
+
+def _bind(host: str, port: int, workers: int, backlog: int) -> list[socket.socket]:
+    """One socket per worker on `host:port`, or exit as uvicorn does when it cannot listen."""
+    try:
+        sockets = bind_slots(host, port, workers, backlog)
+    except OSError as exc:
+        logging.getLogger("uvicorn.error").error("cannot listen on %s:%s: %s", host, port, exc)
+        sys.exit(STARTUP_FAILURE)
+    logging.getLogger("uvicorn.error").info(
+        "Listening on http://%s:%d, %d workers with a socket each",
+        host,
+        sockets[0].getsockname()[1],
+        workers,
+    )
+    return sockets
 
 
 def init_worker(log_level: str, access_log: bool) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import time
 from collections.abc import Iterator
 
@@ -65,6 +66,33 @@ def test_the_service_runs_the_configured_number_of_workers(workers: ServiceProce
     assert len(worker_pids(workers)) == WORKERS
 
 
+def test_a_burst_of_connections_is_spread_over_the_workers(workers: ServiceProcess) -> None:
+    """48 clients connecting at once: each worker holds about a third of them. Where the
+    workers accepted from one shared socket, whichever woke first took most of a burst."""
+    port = int(workers.url.rsplit(":", 1)[1])
+    clients = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(48)]
+    try:
+        for client in clients:
+            client.sendall(b"GET /health/live HTTP/1.1\r\nHost: t\r\n\r\n")
+        for client in clients:  # every connection accepted and answered, and kept alive
+            assert client.recv(65536).startswith(b"HTTP/1.1 200")
+        held = {
+            pid: sum(
+                1
+                for c in psutil.Process(pid).net_connections("tcp")
+                if c.laddr.port == port and c.status == psutil.CONN_ESTABLISHED
+            )
+            for pid in worker_pids(workers)
+        }
+    finally:
+        for client in clients:
+            client.close()
+    assert sum(held.values()) == 48
+    # A kernel hash of the addresses splits them: 16 each on average, and more than 28
+    # (the odds against are about 1 in 10^5 per worker) means the spreading is not at work.
+    assert max(held.values()) <= 28, held
+
+
 def test_64_identical_concurrent_requests_run_the_model_once(workers: ServiceProcess) -> None:
     url = workers.url + "/v1/models/mnist/predict"
     for attempt in range(3):  # a fresh image each time: every one is a miss at first
@@ -109,3 +137,22 @@ def test_a_killed_worker_is_replaced_and_counts_survive(workers: ServiceProcess)
     answers = asyncio.run(post_together(url, [encode(drawn_digit_seven(60 + i)) for i in range(9)]))
     assert [a.status_code for a in answers] == [200] * 9
     assert metric(workers, "mlserve_inferences_total", model="mnist") >= before + 9
+
+
+def test_a_port_in_use_is_refused_not_shared(tmp_path) -> None:
+    """Workers share their port through SO_REUSEPORT, which would also let a second service
+    join a port another one listens on with it, and take half its clients. It must refuse."""
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    service = model_api_process("mnist", port, "redis://127.0.0.1:1/0", tmp_path / "log")
+    try:
+        with pytest.raises(RuntimeError, match="did not start"):
+            service.start(timeout=30)
+        assert service.process.wait(timeout=30) == 3  # uvicorn's STARTUP_FAILURE
+        assert "cannot listen on 127.0.0.1" in service.log.read_text()
+    finally:
+        service.stop()
+        holder.close()
