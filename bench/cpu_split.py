@@ -61,15 +61,20 @@ def measure(
             url = stack.base_url("web") + "/predict"
         run_wrk(url, images.take(3 * PER_SECOND), clients, 2)  # warm-up
         calls_before = _images_per_call(stack)
-        before = {service: sum(cpu_seconds(p).values()) for service, p in pids.items()}
+        before = {service: cpu_seconds(p) for service, p in pids.items()}
         result = run_wrk(url, images.take(seconds * PER_SECOND), clients, seconds)
-        after = {service: sum(cpu_seconds(p).values()) for service, p in pids.items()}
+        after = {service: cpu_seconds(p) for service, p in pids.items()}
         calls_after = _images_per_call(stack)
     finally:
         stack.stop()
     if result["wrapped"]:
         raise SystemExit(f"images repeated at {result['rps']} req/s: raise MNIST_CAP")
-    ms = {s: round((after[s] - before[s]) * 1000 / max(1, result["ok"]), 3) for s in pids}
+    # per process: a worker that idles while its sibling is saturated shows here
+    used = {
+        s: [round(after[s][p] - before[s].get(p, 0.0), 2) for p in after[s] if p in before[s]]
+        for s in pids
+    }
+    ms = {s: round(sum(used[s]) * 1000 / max(1, result["ok"]), 3) for s in pids}
     images, calls = (a - b for a, b in zip(calls_after, calls_before, strict=True))
     return {
         "env": env,
@@ -79,20 +84,25 @@ def measure(
         "failures": result["failures"],
         "cpu_ms_per_request": {**ms, "total": round(sum(ms.values()), 3)},
         "images_per_call": round(images / calls, 2) if calls else None,
+        "cpu_s_by_process": {s: [x for x in used[s] if x >= 0.05] for s in used},
         "wrk_cpu": result["wrk_cpu"],
     }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sets", nargs="*", help="VAR=VALUE settings, one set per argument")
+    parser.add_argument(
+        "sets", nargs="*", help="settings, one set per argument: VAR=VALUE[,VAR=VALUE...]"
+    )
     parser.add_argument("--target", choices=("web", "model_api"), default="web")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--clients", type=int, default=CLIENTS)
     parser.add_argument("--duration", type=int, default=8, help="seconds per round")
     parser.add_argument("--out", type=Path, help="also append the JSON lines to this file")
     args = parser.parse_args()
-    sets = [dict([item.split("=", 1)]) for item in args.sets if "=" in item] or [{}]
+    sets = [
+        dict(pair.split("=", 1) for pair in item.split(",")) for item in args.sets if "=" in item
+    ] or [{}]
     per_set = args.rounds * (args.duration + 3) * PER_SECOND
     pack = ensure_pack("mnist", len(sets) * per_set)
     images = SliceAllocator(pack)
