@@ -11,6 +11,10 @@ import secrets
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "x-request-id"
+WORKER_HEADER = b"x-mlserve-worker"
+WORKER_ID = secrets.token_hex(4).encode()
+"""This process's random name, on every answer: the gateway spreads its calls over
+model_api's workers by it (each worker process imports this module anew)."""
 _SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 # A random prefix per process and a counter: unique across processes and restarts, and
@@ -58,7 +62,8 @@ def setup_logging(level: str, access_log: bool = False) -> None:
 
 
 class RequestIdMiddleware:
-    """Takes a safe X-Request-ID from the client or makes one; echoes it in the response."""
+    """Takes a safe X-Request-ID from the client or makes one; echoes it in the response,
+    with the name of the worker that answered (`WORKER_HEADER`)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -76,6 +81,7 @@ class RequestIdMiddleware:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
+                headers.append((WORKER_HEADER, WORKER_ID))
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -13,6 +13,11 @@ bodies in memory, Content-Length or chunked answers.
   (`endpoint_mode: dnsrr`) or a Kubernetes headless Service give them, and requests take
   the addresses in turn, each with its own keep-alive connections. An address that refuses
   a connection is skipped for `DOWN_SECONDS` and the request goes to the next one.
+- Every worker of a replica gets its share: model_api names the worker process that answered
+  (`x-mlserve-worker`), and a request takes an idle connection to the worker with the fewest
+  requests under way (the most recently used of those). Taking the most recently used
+  connection alone pinned each group of clients answered together to one connection, and so
+  to one worker: one model_api worker could do most of the work while the other idled.
 - Idle connections are dropped after `idle_seconds`, shorter than model_api's keep-alive,
   so the server never closes one under a request. If a reused connection fails before any
   byte of an answer came back anyway, the request is sent once more on a fresh one
@@ -24,11 +29,14 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httptools
+
+from mlserve_common.observability import WORKER_HEADER
 
 Address = tuple[str, int]
 Resolver = Callable[[], Awaitable[list[Address]]]
@@ -70,6 +78,7 @@ class _Connection(asyncio.Protocol):
         self.answered_bytes = False
         self.idle_since = time.monotonic()
         self.address: Address | None = None
+        self.worker: bytes | None = None  # the server's worker process, once it has answered
         self._parser = httptools.HttpResponseParser(self)
         self._future: asyncio.Future[Answer] | None = None
         self._headers: dict[bytes, bytes] = {}
@@ -104,6 +113,7 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         answer = Answer(self._parser.get_status_code(), self._headers, b"".join(self._body))
+        self.worker = self._headers.get(WORKER_HEADER, self.worker)
         if not self._keep_alive:
             self.close()
         if self._future is not None and not self._future.done():
@@ -172,6 +182,7 @@ class UpstreamPool:
         self._resolved_at = float("-inf")
         self._down_until: dict[Address, float] = {}
         self._turn = 0
+        self._under_way: Counter[bytes | None] = Counter()  # requests sent, per worker
 
     async def request(
         self,
@@ -257,11 +268,17 @@ class UpstreamPool:
         return sorted({(info[4][0], info[4][1]) for info in infos})
 
     async def _send_on(self, connection: _Connection, data: tuple[bytes, ...]) -> Answer:
+        worker = connection.worker
+        self._under_way[worker] += 1
         try:
             answer = await connection.exchange(data)
         except BaseException:  # broken, timed out or cancelled mid-exchange: it is spent
             connection.close()
             raise
+        finally:
+            self._under_way[worker] -= 1
+            if not self._under_way[worker]:
+                del self._under_way[worker]
         self._keep(connection)
         return answer
 
@@ -274,14 +291,24 @@ class UpstreamPool:
             connection.close()
 
     def _take_idle(self, address: Address) -> _Connection | None:
-        now = time.monotonic()
+        """An idle connection to the worker with the fewest requests under way, the most
+        recently used of those (the least likely to be stale)."""
         idle = self._idle.get(address)
-        while idle:
-            connection = idle.pop()  # the most recently used: the least likely stale
-            if connection.reusable and now - connection.idle_since < self.idle_seconds:
-                return connection
-            connection.close()
-        return None
+        if not idle:
+            return None
+        now = time.monotonic()
+        if not all(c.reusable and now - c.idle_since < self.idle_seconds for c in idle):
+            for connection in idle:
+                if not connection.reusable or now - connection.idle_since >= self.idle_seconds:
+                    connection.close()
+            idle[:] = [c for c in idle if not c.closed]
+            if not idle:
+                return None
+        under_way = self._under_way
+        if not under_way.get(idle[-1].worker):  # the usual case when the load is light
+            return idle.pop()
+        newest_first = range(len(idle) - 1, -1, -1)
+        return idle.pop(min(newest_first, key=lambda i: under_way.get(idle[i].worker, 0)))
 
     async def _connect(self, address: Address) -> _Connection:
         loop = asyncio.get_running_loop()

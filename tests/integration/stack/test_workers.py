@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import time
@@ -74,8 +75,11 @@ def test_a_burst_of_connections_is_spread_over_the_workers(workers: ServiceProce
     try:
         for client in clients:
             client.sendall(b"GET /health/live HTTP/1.1\r\nHost: t\r\n\r\n")
+        names = set()
         for client in clients:  # every connection accepted and answered, and kept alive
-            assert client.recv(65536).startswith(b"HTTP/1.1 200")
+            answer = client.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 200")
+            names.add(re.search(rb"\r\nx-mlserve-worker: (\w+)\r\n", answer).group(1))
         held = {
             pid: sum(
                 1
@@ -88,6 +92,7 @@ def test_a_burst_of_connections_is_spread_over_the_workers(workers: ServiceProce
         for client in clients:
             client.close()
     assert sum(held.values()) == 48
+    assert len(names) == WORKERS  # each answer names its worker (the gateway balances by it)
     # A kernel hash of the addresses splits them: 16 each on average, and more than 28
     # (the odds against are about 1 in 10^5 per worker) means the spreading is not at work.
     assert max(held.values()) <= 28, held

@@ -192,3 +192,46 @@ async def test_requests_are_spread_over_every_replica_and_skip_one_that_is_gone(
     await pool.close()
     for server in servers[1:]:
         server.close()
+
+
+async def test_a_request_goes_to_the_worker_with_the_fewest_requests_under_way() -> None:
+    """Three connections, to workers a, a and b (as the kernel may spread them). While a
+    slow request holds one of a's, the next goes to b, not to the most recently used."""
+    workers = ["a", "a", "b"]
+    arrived, release = [], asyncio.Event()
+
+    async def worker_server(reader, writer) -> None:
+        name = workers[len(arrived)].encode()
+        arrived.append(name)
+        order = len(arrived)
+        while True:
+            try:
+                request = await read_request(reader)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return
+            if b" /hold " in request:  # the first three: answered last-opened first
+                while len(arrived) < 3:
+                    await asyncio.sleep(0.01)
+                await asyncio.sleep(0.05 * (4 - order))
+            elif b" /slow " in request:
+                await release.wait()
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nx-mlserve-worker: "
+                + name
+                + b"\r\ncontent-length: 1\r\n\r\n"
+                + name
+            )
+            await writer.drain()
+
+    server, url = await serve(worker_server)
+    async with server:
+        pool = UpstreamPool(url, limit=8, connect_timeout=1, pool_timeout=1, idle_seconds=30)
+        held = await asyncio.gather(*(pool.request("GET", "/hold", {}) for _ in range(3)))
+        assert sorted(a.body for a in held) == [b"a", b"a", b"b"]  # the last answer: an a
+        slow = asyncio.create_task(pool.request("GET", "/slow", {}))
+        await asyncio.sleep(0.05)  # on the most recently used connection: worker a's
+        fast = await pool.request("GET", "/fast", {})
+        release.set()
+        assert (await slow).body == b"a"
+        assert fast.body == b"b"  # a has a request under way; b has none
+        await pool.close()
