@@ -61,11 +61,11 @@ class Settings(HttpLimitSettings):
     """Unique small images that reach a gateway worker at about the same time (within
     `coalesce_turns` turns of its event loop) go to model_api in one call, up to this many
     (each still gets its own answer); 1: one call per image."""
-    coalesce_turns: int = Field(1, ge=1, le=64)
+    coalesce_turns: int = Field(4, ge=1, le=64)
     """How many turns of its event loop a gateway worker waits for other images before it
-    sends one (an idle loop turns in microseconds; a busy one as slowly as its work, so the
-    calls grow with the load). More than 1 made calls larger but, with fewer calls under
-    way, left one of two model_api workers mostly idle in some runs (README, Benchmarks)."""
+    sends one (an idle loop turns in microseconds, so a lone image goes at once; a busy one
+    as slowly as its work, so the calls grow with the load: about 4 images at 32 clients
+    here, against 2.3 with 1 turn). README, Benchmarks, has the A/B."""
     coalesce_max_calls: int = Field(0, ge=0)
     """At most this many calls per model under way from a gateway worker; images that come
     meanwhile wait for one to finish and go together (0: no limit)."""
