@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import itertools
 import logging
+import os
 import re
 import secrets
 
@@ -15,6 +16,11 @@ WORKER_HEADER = b"x-mlserve-worker"
 WORKER_ID = secrets.token_hex(4).encode()
 """This process's random name, on every answer: the gateway spreads its calls over
 model_api's workers by it (each worker process imports this module anew)."""
+WORKERS_HEADER = b"x-mlserve-workers"
+WORKER_COUNT_ENV = "MLSERVE_WORKER_COUNT"  # set by server.serve for the workers it spawns
+WORKER_COUNT = os.environ.get(WORKER_COUNT_ENV, "1").encode()
+"""How many workers answer on this port, on every answer: the gateway opens connections
+until it has reached each of them."""
 _SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 # A random prefix per process and a counter: unique across processes and restarts, and
@@ -82,6 +88,7 @@ class RequestIdMiddleware:
                 headers = list(message.get("headers", []))
                 headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
                 headers.append((WORKER_HEADER, WORKER_ID))
+                headers.append((WORKERS_HEADER, WORKER_COUNT))
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -24,7 +24,7 @@ from uvicorn.config import STARTUP_FAILURE
 
 from mlserve_common.http_limits import HttpLimits
 from mlserve_common.http_protocol import GuardedHttpProtocol
-from mlserve_common.observability import setup_logging
+from mlserve_common.observability import WORKER_COUNT_ENV, setup_logging
 from mlserve_common.supervisor import SocketPerWorker, bind_slots
 
 GRACEFUL_SHUTDOWN_SECONDS = 30  # in-flight requests finish on SIGTERM (docker stops after 35 s)
@@ -55,6 +55,7 @@ def serve(
     shared_dir = tempfile.mkdtemp(prefix="mlserve-shared-")
     os.environ[SHARED_DIR_ENV] = shared_dir
     os.environ[SUPERVISOR_ENV] = str(os.getpid())
+    os.environ[WORKER_COUNT_ENV] = str(workers)
     config = uvicorn.Config(
         factory,
         factory=True,

@@ -13,11 +13,15 @@ bodies in memory, Content-Length or chunked answers.
   (`endpoint_mode: dnsrr`) or a Kubernetes headless Service give them, and requests take
   the addresses in turn, each with its own keep-alive connections. An address that refuses
   a connection is skipped for `DOWN_SECONDS` and the request goes to the next one.
-- Every worker of a replica gets its share: model_api names the worker process that answered
-  (`x-mlserve-worker`), and a request takes an idle connection to the worker with the fewest
-  requests under way (the most recently used of those). Taking the most recently used
-  connection alone pinned each group of clients answered together to one connection, and so
-  to one worker: one model_api worker could do most of the work while the other idled.
+- Every worker of a replica gets its share. model_api names the worker process that answered
+  (`x-mlserve-worker`) and how many answer on its port (`x-mlserve-workers`). A request
+  takes an idle connection to the worker with the fewest requests under way from here, of
+  those the one sent to least recently (then its most recently used connection). Taking the
+  most recently used connection alone pinned each group of clients answered together to one
+  connection, and so to one worker: one model_api worker could do most of the work while
+  the other idled. The kernel hands each new connection to a worker of its choosing, so
+  while some worker has none of an address's connections, requests open new ones (up to
+  `DISCOVERY_CONNECTIONS` per worker) instead of reusing.
 - Idle connections are dropped after `idle_seconds`, shorter than model_api's keep-alive,
   so the server never closes one under a request. If a reused connection fails before any
   byte of an answer came back anyway, the request is sent once more on a fresh one
@@ -36,12 +40,17 @@ from urllib.parse import urlsplit
 
 import httptools
 
-from mlserve_common.observability import WORKER_HEADER
+from mlserve_common.observability import WORKER_HEADER, WORKERS_HEADER
 
 Address = tuple[str, int]
 Resolver = Callable[[], Awaitable[list[Address]]]
 DOWN_SECONDS = 2.0
 """How long an address that refused a connection is left out (unless it is the only one)."""
+
+DISCOVERY_CONNECTIONS = 8
+"""Per worker an address announces: how many connections may be opened to reach them all."""
+
+MAX_WORKERS_REMEMBERED = 1024
 
 SMALL_BODY_BYTES = 64 * 1024
 """Bodies up to this size go out in one write with the head (one system call)."""
@@ -79,6 +88,8 @@ class _Connection(asyncio.Protocol):
         self.idle_since = time.monotonic()
         self.address: Address | None = None
         self.worker: bytes | None = None  # the server's worker process, once it has answered
+        self.workers = 1  # how many workers answer on its port, as it said
+        self.on_lost: Callable[[_Connection], None] | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._future: asyncio.Future[Answer] | None = None
         self._headers: dict[bytes, bytes] = {}
@@ -99,6 +110,8 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self.on_lost is not None:
+            self.on_lost(self)
         self._fail(UpstreamDisconnected("upstream closed the connection"))
 
     # httptools callbacks
@@ -114,6 +127,9 @@ class _Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         answer = Answer(self._parser.get_status_code(), self._headers, b"".join(self._body))
         self.worker = self._headers.get(WORKER_HEADER, self.worker)
+        workers = self._headers.get(WORKERS_HEADER)
+        if workers is not None and workers.isdigit():
+            self.workers = int(workers)
         if not self._keep_alive:
             self.close()
         if self._future is not None and not self._future.done():
@@ -183,6 +199,9 @@ class UpstreamPool:
         self._down_until: dict[Address, float] = {}
         self._turn = 0
         self._under_way: Counter[bytes | None] = Counter()  # requests sent, per worker
+        self._sent_at: dict[bytes | None, int] = {}  # per worker: the number of its last send
+        self._sends = 0
+        self._live: dict[Address, set[_Connection]] = {}  # open connections, idle or busy
 
     async def request(
         self,
@@ -226,7 +245,7 @@ class UpstreamPool:
             raise failed from None
 
     async def _attempt(self, address: Address, data: tuple[bytes, ...]) -> Answer:
-        connection = self._take_idle(address)
+        connection = None if self._discovering(address) else self._take_idle(address)
         if connection is not None:
             try:
                 return await self._send_on(connection, data)
@@ -257,6 +276,8 @@ class UpstreamPool:
             return  # keep the last known addresses
         self._addresses = addresses or self._addresses
         self._resolved_at = now
+        for gone in set(self._live) - set(self._addresses):
+            del self._live[gone]  # its busy connections close when done
         for gone in set(self._idle) - set(self._addresses):  # a replica that left
             for connection in self._idle.pop(gone):
                 connection.close()
@@ -270,6 +291,10 @@ class UpstreamPool:
     async def _send_on(self, connection: _Connection, data: tuple[bytes, ...]) -> Answer:
         worker = connection.worker
         self._under_way[worker] += 1
+        self._sends += 1
+        if len(self._sent_at) > MAX_WORKERS_REMEMBERED:  # workers replaced over a long life
+            self._sent_at.clear()
+        self._sent_at[worker] = self._sends
         try:
             answer = await connection.exchange(data)
         except BaseException:  # broken, timed out or cancelled mid-exchange: it is spent
@@ -304,11 +329,25 @@ class UpstreamPool:
             idle[:] = [c for c in idle if not c.closed]
             if not idle:
                 return None
-        under_way = self._under_way
-        if not under_way.get(idle[-1].worker):  # the usual case when the load is light
-            return idle.pop()
+        under_way, sent_at = self._under_way, self._sent_at
         newest_first = range(len(idle) - 1, -1, -1)
-        return idle.pop(min(newest_first, key=lambda i: under_way.get(idle[i].worker, 0)))
+        return idle.pop(
+            min(
+                newest_first,
+                key=lambda i: (under_way.get(idle[i].worker, 0), sent_at.get(idle[i].worker, 0)),
+            )
+        )
+
+    def _discovering(self, address: Address) -> bool:
+        """Whether a worker of `address` has none of its connections yet, and the budget for
+        reaching it is not spent."""
+        live = self._live.get(address)
+        if not live:
+            return False
+        workers = max(c.workers for c in live)
+        if workers <= 1 or len(live) >= workers * DISCOVERY_CONNECTIONS:
+            return False
+        return len({c.worker for c in live if c.worker is not None}) < workers
 
     async def _connect(self, address: Address) -> _Connection:
         loop = asyncio.get_running_loop()
@@ -328,6 +367,9 @@ class UpstreamPool:
             self._mark_down(address)
             raise UpstreamConnectError(f"cannot connect to upstream: {exc.strerror}") from exc
         connection.address = address
+        live = self._live.setdefault(address, set())
+        live.add(connection)
+        connection.on_lost = live.discard
         return connection
 
     def _mark_down(self, address: Address) -> None:

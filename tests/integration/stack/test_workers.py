@@ -80,6 +80,7 @@ def test_a_burst_of_connections_is_spread_over_the_workers(workers: ServiceProce
             answer = client.recv(65536)
             assert answer.startswith(b"HTTP/1.1 200")
             names.add(re.search(rb"\r\nx-mlserve-worker: (\w+)\r\n", answer).group(1))
+            assert f"\r\nx-mlserve-workers: {WORKERS}\r\n".encode() in answer
         held = {
             pid: sum(
                 1

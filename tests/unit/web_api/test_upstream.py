@@ -235,3 +235,62 @@ async def test_a_request_goes_to_the_worker_with_the_fewest_requests_under_way()
         assert (await slow).body == b"a"
         assert fast.body == b"b"  # a has a request under way; b has none
         await pool.close()
+
+
+def worker_server(names: list[str], announced: int, opened: list[bytes]):
+    """A server whose n-th connection answers as worker `names[n]`, of `announced`."""
+
+    async def handle(reader, writer) -> None:
+        name = names[len(opened)].encode()
+        opened.append(name)
+        while True:
+            try:
+                await read_request(reader)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nx-mlserve-worker: " + name + b"\r\n"
+                b"x-mlserve-workers: " + str(announced).encode() + b"\r\n"
+                b"content-length: 1\r\n\r\n" + name
+            )
+            await writer.drain()
+
+    return handle
+
+
+async def test_requests_one_at_a_time_take_the_workers_in_turn() -> None:
+    """Nothing under way anywhere: the worker sent to least recently gets the next request
+    (the most recently used connection would have taken them all)."""
+    opened: list[bytes] = []
+    server, url = await serve(worker_server(["a", "b"], 2, opened))
+    async with server:
+        pool = UpstreamPool(url, limit=8, connect_timeout=1, pool_timeout=1, idle_seconds=30)
+        await asyncio.gather(*(pool.request("GET", "/", {}) for _ in range(2)))
+        bodies = [(await pool.request("GET", "/", {})).body for _ in range(6)]
+        await pool.close()
+    assert opened == [b"a", b"b"]
+    assert bodies in ([b"a", b"b"] * 3, [b"b", b"a"] * 3)
+
+
+async def test_new_connections_are_opened_until_every_announced_worker_is_reached() -> None:
+    """The kernel put the first three connections on worker a; the fourth reaches b. From
+    then on the pool reuses its connections and both workers get requests."""
+    opened: list[bytes] = []
+    server, url = await serve(worker_server(["a", "a", "a", "b"], 2, opened))
+    async with server:
+        pool = UpstreamPool(url, limit=8, connect_timeout=1, pool_timeout=1, idle_seconds=30)
+        bodies = [(await pool.request("GET", "/", {})).body for _ in range(8)]
+        await pool.close()
+    assert opened == [b"a", b"a", b"a", b"b"]
+    assert bodies[:4] == [b"a", b"a", b"a", b"b"] and set(bodies[4:]) == {b"a", b"b"}
+
+
+async def test_a_single_worker_server_is_not_searched_for_others() -> None:
+    opened: list[bytes] = []
+    server, url = await serve(worker_server(["a"] * 8, 1, opened))
+    async with server:
+        pool = UpstreamPool(url, limit=8, connect_timeout=1, pool_timeout=1, idle_seconds=30)
+        for _ in range(5):
+            await pool.request("GET", "/", {})
+        await pool.close()
+    assert opened == [b"a"]
