@@ -316,16 +316,17 @@ class UpstreamPool:
             connection.close()
 
     def _take_idle(self, address: Address) -> _Connection | None:
-        """An idle connection to the worker with the fewest requests under way, the most
-        recently used of those (the least likely to be stale)."""
+        """An idle connection to the worker with the fewest requests under way, of those the
+        one sent to least recently, and its most recently used connection (the least likely
+        to be stale). Stale ones are closed on the way."""
         idle = self._idle.get(address)
         if not idle:
             return None
         now = time.monotonic()
-        if not all(c.reusable and now - c.idle_since < self.idle_seconds for c in idle):
-            for connection in idle:
-                if not connection.reusable or now - connection.idle_since >= self.idle_seconds:
-                    connection.close()
+        stale = [c for c in idle if not c.reusable or now - c.idle_since >= self.idle_seconds]
+        if stale:
+            for connection in stale:
+                connection.close()
             idle[:] = [c for c in idle if not c.closed]
             if not idle:
                 return None
