@@ -1,11 +1,12 @@
-"""The wire format of several images in one call from the gateway to model_api, and of
-their answers.
+"""The wire format of several images (or Open Inference Protocol requests) in one call
+from the gateway to model_api, and of their answers.
 
 Under load, the gateway sends the unique images that reach it in the same turn of its
 event loop to model_api together (`web_api.gateway.coalescer`): one HTTP exchange instead
 of one per image, so the cost of a request through two HTTP servers is shared. Each image
 keeps its own request id, its own answer, its own status: one bad image gets its own 400
-and its batch-mates their predictions.
+and its batch-mates their predictions. Small V2 inference requests go together the same
+way, each item a whole V2 request body.
 
 Both bodies are a one-line JSON header, a newline, then the items' bytes back to back:
 
@@ -13,7 +14,10 @@ Both bodies are a one-line JSON header, a newline, then the items' bytes back to
     answers:  {"answers": [[200, 231, null], [400, 96, null]]}\\n<231 bytes><96 bytes>
 
 An answer is `[status, size, retry_after]`: `retry_after` is the Retry-After header an
-error carries (503 busy), or null.
+error carries (503 busy), or null. V2 requests also carry their
+`Inference-Header-Content-Length` (`"header_lengths": [143, null]`), and a V2 answer with
+binary outputs adds its own as a fourth element (`[200, 92, null, 84]`); an answer without
+one is JSON.
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ class BatchFormatError(ValueError):
 class Item:
     request_id: str
     image: bytes
+    """An image file, or a whole V2 request body."""
+    header_length: int | None = None
+    """A V2 body's Inference-Header-Content-Length (the JSON's length before binary data)."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,8 @@ class ItemAnswer:
     status: int
     body: bytes
     retry_after: str | None = None
+    header_length: int | None = None
+    """A V2 answer's Inference-Header-Content-Length: binary outputs follow its JSON."""
 
 
 def _split(body: bytes, what: str) -> tuple[dict, memoryview]:
@@ -87,7 +96,9 @@ def _sizes(value: object, what: str) -> list[int]:
 
 
 def encode_images(items: list[Item]) -> bytes:
-    header = {"sizes": [len(item.image) for item in items], "ids": [i.request_id for i in items]}
+    header: dict = {"sizes": [len(i.image) for i in items], "ids": [i.request_id for i in items]}
+    if any(item.header_length is not None for item in items):
+        header["header_lengths"] = [item.header_length for item in items]
     return b"".join([orjson.dumps(header), b"\n", *(item.image for item in items)])
 
 
@@ -100,14 +111,34 @@ def decode_images(body: bytes) -> list[Item]:
     ids = header.get("ids")
     if not isinstance(ids, list) or len(ids) != len(sizes):
         raise BatchFormatError("the images body needs one id per image")
+    lengths = header.get("header_lengths", [None] * len(sizes))
+    if (
+        not isinstance(lengths, list)
+        or len(lengths) != len(sizes)
+        or not all(_header_length(n, size) for n, size in zip(lengths, sizes, strict=True))
+    ):
+        raise BatchFormatError(
+            "the images body's header_lengths must give each item null or a length within it"
+        )
     images = _cut(payload, sizes, "images")
     safe = [i if is_safe_request_id(i) else "" for i in ids]
-    return [Item(request_id, image) for request_id, image in zip(safe, images, strict=True)]
+    return [Item(*item) for item in zip(safe, images, lengths, strict=True)]
+
+
+def _header_length(value: object, size: int) -> bool:
+    return value is None or (type(value) is int and 0 <= value <= size)
 
 
 def encode_answers(answers: list[ItemAnswer]) -> bytes:
-    header = {"answers": [[a.status, len(a.body), a.retry_after] for a in answers]}
+    # The fourth element only where there is one: a gateway of the previous release reads
+    # rows of three (and never sends V2 requests, whose answers alone have one).
+    header = {"answers": [_row(answer) for answer in answers]}
     return b"".join([orjson.dumps(header), b"\n", *(answer.body for answer in answers)])
+
+
+def _row(answer: ItemAnswer) -> list:
+    row = [answer.status, len(answer.body), answer.retry_after]
+    return row if answer.header_length is None else [*row, answer.header_length]
 
 
 def decode_answers(body: bytes, count: int) -> list[ItemAnswer]:
@@ -119,10 +150,17 @@ def decode_answers(body: bytes, count: int) -> list[ItemAnswer]:
     for row in rows:
         if (
             not isinstance(row, list)
-            or len(row) != 3
+            or len(row) not in (3, 4)
             or type(row[0]) is not int
             or not (row[2] is None or isinstance(row[2], str))
+            or (len(row) == 4 and not (type(row[3]) is int and row[3] >= 0))
         ):
-            raise BatchFormatError("an answer must be [status, size, retry_after]")
+            raise BatchFormatError(
+                "an answer must be [status, size, retry_after] or "
+                "[status, size, retry_after, header_length]"
+            )
     bodies = _cut(payload, _sizes([row[1] for row in rows], "answers"), "answers")
-    return [ItemAnswer(row[0], b, row[2]) for row, b in zip(rows, bodies, strict=True)]
+    return [
+        ItemAnswer(row[0], b, row[2], row[3] if len(row) == 4 else None)
+        for row, b in zip(rows, bodies, strict=True)
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import orjson
@@ -126,36 +127,54 @@ async def predict_images(request: Request, model_name: str) -> Response:
     the gateway's way to share one HTTP exchange among the images of a busy moment."""
     service = serving(request, model_name)
     given = _app_type(request)
+
+    async def predicted(item: image_batch.Item) -> ItemAnswer:
+        return ItemAnswer(200, await service.predictor.predict(item.image, given))
+
+    return await answer_items(request, service, predicted)
+
+
+async def answer_items(
+    request: Request,
+    service: ModelService,
+    answer: Callable[[image_batch.Item], Awaitable[ItemAnswer]],
+) -> Response:
+    """The items of an `image_batch` body, each `answer`ed at the same time as the others,
+    under its own request id; an error is that item's own answer, as it would be alone."""
+    limit = service.settings.max_body_bytes
     path = request.url.path
     with request.app.state.upload_budget.reservation() as held:
-        body = await read_limited_body(request, service.settings.max_body_bytes, held)
+        body = await read_limited_body(request, limit, held)
         try:
             items = image_batch.decode_images(body)
         except image_batch.BatchFormatError as exc:
             raise InvalidRequestError(str(exc)) from None
+        del body
         answers = await unless_disconnected(
-            request, asyncio.gather(*(_answer(service, item, given, path) for item in items))
+            request, asyncio.gather(*(_answer(item, limit, path, answer) for item in items))
         )
     return Response(image_batch.encode_answers(answers), media_type=image_batch.ANSWERS_TYPE)
 
 
 async def _answer(
-    service: ModelService, item: image_batch.Item, app_type: str, path: str
+    item: image_batch.Item,
+    limit: int,
+    path: str,
+    answer: Callable[[image_batch.Item], Awaitable[ItemAnswer]],
 ) -> ItemAnswer:
-    """One image's answer as `/predict` would give it, under the image's own request id."""
     request_id = item.request_id or new_request_id()
     token = request_id_var.set(request_id)
     try:
-        if len(item.image) > service.settings.max_body_bytes:
-            raise too_large(service.settings.max_body_bytes)
-        return ItemAnswer(200, await service.predictor.predict(item.image, app_type))
+        if len(item.image) > limit:
+            raise too_large(limit)
+        return await answer(item)
     except MLServeError as exc:
         log_error("POST", path, exc)
         retry_after = exc.headers.get("Retry-After") if exc.headers else None
         body = orjson.dumps(error_body_for(request_id, exc.code, exc.message))
         return ItemAnswer(exc.status_code, body, retry_after)
     except Exception:
-        log.exception("unhandled error in a batched prediction")
+        log.exception("unhandled error in a batched request")
         body = orjson.dumps(error_body_for(request_id, "internal_error", "Internal server error"))
         return ItemAnswer(500, body)
     finally:

@@ -14,6 +14,7 @@ version, the inputs and the outputs asked for.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import numpy as np
 from fastapi import APIRouter, Request
@@ -23,9 +24,10 @@ from mlserve_common.body import read_limited_body
 from mlserve_common.cache_keys import v2_cache_key
 from mlserve_common.disconnect import unless_disconnected
 from mlserve_common.hot_path import HotRoute
+from mlserve_common.image_batch import Item, ItemAnswer
 from model_api.errors import InvalidRequestError, ModelNotReadyError
 from model_api.model_config import TensorSpec
-from model_api.routes import repository, serving
+from model_api.routes import answer_items, repository, serving
 from model_api.service import ModelService
 from model_api.v2_codec import HEADER_LENGTH, Output, V2RequestError, encode_response, parse_request
 
@@ -105,60 +107,80 @@ async def model_version_ready(request: Request, model_name: str, version: str) -
     return {"name": model_name, "version": version, "ready": True}
 
 
+@dataclass(frozen=True)
+class V2Answer:
+    body: bytes
+    header_length: int | None
+    """Inference-Header-Content-Length: binary outputs follow the JSON; None: JSON only."""
+
+    def response(self) -> Response:
+        if self.header_length is None:
+            return Response(self.body, media_type="application/json")
+        return Response(
+            self.body,
+            media_type="application/octet-stream",
+            headers={HEADER_LENGTH: str(self.header_length)},
+        )
+
+
 async def infer(request: Request, model_name: str, version: str | None = None) -> Response:
     """`POST /v2/models/{m}[/versions/{v}]/infer` (also answered by `HotPath`)."""
     service = serving(request, model_name, version)
-    config = service.runner.config
     with request.app.state.upload_budget.reservation() as held:
         body = await read_limited_body(request, service.settings.max_body_bytes, held)
-        try:
-            parsed = parse_request(body, request.headers.get(HEADER_LENGTH))
-        except V2RequestError as exc:
-            raise InvalidRequestError(str(exc)) from None
+        work = answer_v2(service, model_name, body, request.headers.get(HEADER_LENGTH))
         del body
-        if len(parsed.inputs) != 1:
-            raise InvalidRequestError(
-                f"model {model_name!r} takes one input, {_inputs_text(service)}; "
-                f"the request has {len(parsed.inputs)}"
-            )
-        (tensor,) = parsed.inputs
-        wanted = parsed.outputs or []
-        for output in wanted:
-            if output.name != config.output.name:
-                raise InvalidRequestError(
-                    f"model {model_name!r} has no output {output.name!r}; "
-                    f"its output is {config.output.name!r}"
-                )
-        key = v2_cache_key(
-            model_name,
-            service.runner.version,
-            [(tensor.name, tensor.datatype, tensor.shape, tensor.raw)],
-            [o.name for o in wanted],
+        answer = await unless_disconnected(request, work)
+    return answer.response()
+
+
+async def answer_v2(
+    service: ModelService, model_name: str, body: bytes, header_length: str | None
+) -> V2Answer:
+    """One V2 inference request's answer; `InvalidRequestError` for a request that breaks
+    the protocol or does not fit the model."""
+    config = service.runner.config
+    try:
+        parsed = parse_request(body, header_length)
+    except V2RequestError as exc:
+        raise InvalidRequestError(str(exc)) from None
+    del body
+    if len(parsed.inputs) != 1:
+        raise InvalidRequestError(
+            f"model {model_name!r} takes one input, {_inputs_text(service)}; "
+            f"the request has {len(parsed.inputs)}"
         )
-        if tensor.name == IMAGE_INPUT:
-            images = _images(tensor, model_name)
-            work = service.predictor.infer_v2(key, images=images)
-        elif tensor.name == config.input.name:
-            work = service.predictor.infer_v2(key, tensor=_model_input(tensor, service))
-        else:
+    (tensor,) = parsed.inputs
+    wanted = parsed.outputs or []
+    for output in wanted:
+        if output.name != config.output.name:
             raise InvalidRequestError(
-                f"model {model_name!r} has no input {tensor.name!r}; {_inputs_text(service)}"
+                f"model {model_name!r} has no output {output.name!r}; "
+                f"its output is {config.output.name!r}"
             )
-        rows, _ = await unless_disconnected(request, work)
+    key = v2_cache_key(
+        model_name,
+        service.runner.version,
+        [(tensor.name, tensor.datatype, tensor.shape, tensor.raw)],
+        [o.name for o in wanted],
+    )
+    if tensor.name == IMAGE_INPUT:
+        images = _images(tensor, model_name)
+        rows, _ = await service.predictor.infer_v2(key, images=images)
+    elif tensor.name == config.input.name:
+        rows, _ = await service.predictor.infer_v2(key, tensor=_model_input(tensor, service))
+    else:
+        raise InvalidRequestError(
+            f"model {model_name!r} has no input {tensor.name!r}; {_inputs_text(service)}"
+        )
     binary = wanted[0].binary if wanted else parsed.binary_output
-    answer, header_length = encode_response(
+    answer, length = encode_response(
         model_name,
         service.version_name,
         parsed.id,
         [Output(config.output.name, rows, binary)],
     )
-    if header_length is None:
-        return Response(answer, media_type="application/json")
-    return Response(
-        answer,
-        media_type="application/octet-stream",
-        headers={HEADER_LENGTH: str(header_length)},
-    )
+    return V2Answer(answer, length)
 
 
 def _inputs_text(service: ModelService) -> str:
@@ -215,9 +237,26 @@ async def infer_version_route(request: Request, model_name: str, version: str) -
     return await infer(request, model_name, version)
 
 
+async def infer_batch(request: Request, model_name: str, version: str | None = None) -> Response:
+    """Several V2 inference requests in one call (`mlserve_common.image_batch`), each
+    answered as `infer` would answer it alone: the gateway's way to share one HTTP exchange
+    among the small V2 requests of a busy moment. Not part of the protocol, and not passed
+    through by the gateway (its path is not under /v2)."""
+    service = serving(request, model_name, version)
+
+    async def inferred(item: Item) -> ItemAnswer:
+        length = None if item.header_length is None else str(item.header_length)
+        answer = await answer_v2(service, model_name, item.image, length)
+        return ItemAnswer(200, answer.body, header_length=answer.header_length)
+
+    return await answer_items(request, service, inferred)
+
+
 HOT_ROUTES = [
     HotRoute("/v2/models/{model_name}/infer", infer),
     HotRoute("/v2/models/{model_name}/versions/{version}/infer", infer),
+    HotRoute("/v1/models/{model_name}/infer/batch", infer_batch),
+    HotRoute("/v1/models/{model_name}/versions/{version}/infer/batch", infer_batch),
 ]
 
 

@@ -60,7 +60,8 @@ class Settings(HttpLimitSettings):
     coalesce_max_images: int = Field(16, ge=1, le=64)
     """Unique small images that reach a gateway worker at about the same time (within
     `coalesce_turns` turns of its event loop) go to model_api in one call, up to this many
-    (each still gets its own answer); 1: one call per image."""
+    (each still gets its own answer); 1: one call per image. Small V2 inference requests
+    share calls of their own on the same terms."""
     coalesce_turns: int = Field(4, ge=1, le=64)
     """How many turns of its event loop a gateway worker waits for other images before it
     sends one (an idle loop turns in microseconds, so a lone image goes at once; a busy one
@@ -70,11 +71,12 @@ class Settings(HttpLimitSettings):
     """At most this many calls per model under way from a gateway worker; images that come
     meanwhile wait for one to finish and go together (0: no limit)."""
     coalesce_max_image_bytes: int = Field(64 * 1024, gt=0)
-    """Larger files always go to model_api in a call of their own."""
+    """Larger files (and V2 request bodies) always go to model_api in a call of their own."""
     coalesce_max_pixels: int = Field(256 * 256, gt=0)
     """So do images whose header declares more pixels than this, and images that are not
     PNG or JPEG: their work is long, and a client that leaves should cancel it, which a
-    shared call cannot do."""
+    shared call cannot do. A V2 request shares a call only if its one input is such an
+    image, or a tensor of at most this many elements."""
     model_version_ttl_seconds: float = Field(5.0, gt=0)
     """How long the gateway trusts the model version it last saw in model_api's answers (it
     is part of the cache key): a newly loaded version is followed within this."""

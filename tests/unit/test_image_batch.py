@@ -70,3 +70,38 @@ def test_a_malformed_images_body_is_refused_with_the_reason(body: bytes, says: s
 def test_an_answers_body_of_the_wrong_shape_is_refused(header: dict) -> None:
     with pytest.raises(BatchFormatError):
         image_batch.decode_answers(_body(header, b"xx"), 2)
+
+
+def test_v2_requests_and_answers_carry_their_header_lengths() -> None:
+    items = [Item("a", b'{"inputs":[]}' + b"\x01\x02", 13), Item("b", b'{"inputs":[]}')]
+    body = image_batch.encode_images(items)
+    assert image_batch.decode_images(body) == items
+    answers = [ItemAnswer(200, b'{"outputs":[]}1234', None, 14), ItemAnswer(400, b"{}")]
+    encoded = image_batch.encode_answers(answers)
+    assert image_batch.decode_answers(encoded, 2) == answers
+    # an answer without a header length is a row of three, as a gateway of the last
+    # release reads it
+    rows = orjson.loads(encoded.split(b"\n", 1)[0])["answers"]
+    assert [len(row) for row in rows] == [4, 3]
+
+
+def test_images_alone_are_encoded_as_before() -> None:
+    body = image_batch.encode_images([Item("a", b"xy")])
+    assert body == b'{"sizes":[2],"ids":["a"]}\nxy'
+
+
+@pytest.mark.parametrize(
+    "lengths",
+    [[3], [None, 1], ["2"], [-1], [True], 5],  # over the item's size, too few, not ints
+)
+def test_a_header_length_that_does_not_fit_its_item_is_refused(lengths: object) -> None:
+    with pytest.raises(BatchFormatError, match="header_lengths"):
+        image_batch.decode_images(
+            _body({"sizes": [2], "ids": ["a"], "header_lengths": lengths}, b"xy")
+        )
+
+
+@pytest.mark.parametrize("fourth", [-1, "14", 1.0, None])
+def test_an_answer_with_a_bad_header_length_is_refused(fourth: object) -> None:
+    with pytest.raises(BatchFormatError, match="header_length"):
+        image_batch.decode_answers(_body({"answers": [[200, 2, None, fourth]]}, b"xx"), 1)

@@ -1,4 +1,5 @@
-"""Images that reach the gateway together go to model_api together.
+"""Images (and small V2 inference requests) that reach the gateway together go to
+model_api together.
 
 Every unique image costs a request through two HTTP servers: the gateway's call to
 model_api is a second request to write, parse, route, answer and read back. So the small
@@ -9,13 +10,12 @@ back, with its own status. model_api answers each image of a call as it would an
 alone (its cache, single-flight, dynamic batching), so one bad image gets its own 400.
 
 The first image of a call waits for company only while its event loop turns `turns` times
-(once by default). An idle loop turns in microseconds, so a lone image goes at once, in a
+(4 by default). An idle loop turns in microseconds, so a lone image goes at once, in a
 call of its own, from its own request's task, as before (p50 at 1 client did not move). A
 busy loop turns as slowly as its work, so the wait grows with the load, and so do the
-calls: at 32 clients they carried 2.5 images with 1 turn and about 5 with 4. But fewer,
-larger calls can all land on the connections of one model_api worker (the pool reuses its
-most recently used connection first) and leave the others idle: with 4 turns, one of two
-workers did most of the work in 2 of 3 rounds of a full benchmark (README, Benchmarks).
+calls: at 32 clients they carried 2.2 images with 1 turn and about 4 with 4. The pool
+spreads the calls over model_api's workers by load (upstream.py), so fewer, larger calls
+do not leave a worker idle.
 
 With `max_calls`, images that come while that many calls are under way wait for one to
 finish and go together. Calls grow larger, but a replica with more workers than the
@@ -26,6 +26,12 @@ Only small, cheap images share calls: PNG or JPEG files whose header declares at
 that leaves later cannot cancel its image's work without cancelling its batch-mates', so the
 call goes on (and its answer is cached). Images whose work is long go alone, and their
 client leaving cancels it, as it always did.
+
+Open Inference Protocol requests share calls of their own, to model_api's
+`/v1/models/{name}/infer/batch`, on the same terms: a body of at most `max_image_bytes`
+whose one input is such an image or a tensor of at most `max_pixels` elements
+(`v2_peek.py`). model_api answers each as its `/v2/models/{name}/infer` would. Any other V2
+request goes alone, exactly as the client sent it.
 """
 
 from __future__ import annotations
@@ -33,6 +39,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import re
+from dataclasses import dataclass
+from urllib.parse import urlencode
 
 import orjson
 
@@ -43,6 +52,7 @@ from mlserve_common.observability import REQUEST_ID_HEADER
 from web_api.gateway import metrics
 from web_api.gateway.errors import ModelApiUnavailableError
 from web_api.gateway.model_client import ModelApiClient, UpstreamResponse
+from web_api.gateway.v2_peek import light_v2_request
 
 log = logging.getLogger("web_api")
 
@@ -51,11 +61,38 @@ REFUSED = (404, 405, 413, 415)
 the route, a smaller body limit): the call's images are then sent one by one."""
 
 
+V2_HEADER_LENGTH = "inference-header-content-length"
+V2_INFER = re.compile(r"/v2(/models/[\w.-]+(?:/versions/[\w.-]+)?/infer)", re.ASCII)
+"""A V2 inference path (as the client wrote it, no query), and its model's part."""
+
 Waiter = asyncio.Future[UpstreamResponse]
 
 
+@dataclass(frozen=True)
+class Destination:
+    """Where an item goes at model_api: `alone`, or in a call with others (`together`);
+    a `v2` item is a whole V2 request body, else an image file."""
+
+    alone: str
+    together: str
+    v2: bool = False
+
+    @classmethod
+    def predict(cls, model_path: str, app_type: str) -> Destination:
+        query = urlencode({"app_type": app_type})
+        return cls(f"{model_path}/predict?{query}", f"{model_path}/predict/batch?{query}")
+
+    @classmethod
+    def v2_infer(cls, target: str) -> Destination | None:
+        """For `/v2/models/{m}[/versions/{v}]/infer`; None for any other target."""
+        match = V2_INFER.fullmatch(target)
+        if match is None:
+            return None
+        return cls(target, f"/v1{match[1]}/batch", v2=True)
+
+
 class _Pending:
-    """Images for one model and app type, not yet sent."""
+    """Items for one destination, not yet sent."""
 
     __slots__ = ("items", "led", "waiters")
 
@@ -78,12 +115,12 @@ class _Pending:
 
 
 class _Route:
-    """Calls under way to one model and app type, and the images waiting to go."""
+    """Calls under way to one destination, and the items waiting to go."""
 
-    __slots__ = ("app_type", "in_flight", "model_path", "pending")
+    __slots__ = ("destination", "in_flight", "pending")
 
-    def __init__(self, model_path: str, app_type: str) -> None:
-        self.model_path, self.app_type = model_path, app_type
+    def __init__(self, destination: Destination) -> None:
+        self.destination = destination
         self.in_flight = 0
         self.pending: _Pending | None = None
 
@@ -97,7 +134,8 @@ class _Route:
 
 class ImageForwarder:
     """`await forwarder.predict(model_path, app_type, image, request_id)`: model_api's
-    answer for one image, sent alone or with other images."""
+    answer for one image, sent alone or with other images; `forwarder.infer_v2(...)` the
+    same for a V2 inference request."""
 
     def __init__(
         self,
@@ -119,7 +157,7 @@ class ImageForwarder:
         self.max_pixels = max_pixels
         self.max_calls = max_calls
         self.turns = max(1, turns)
-        self._routes: dict[tuple[str, str], _Route] = {}
+        self._routes: dict[Destination, _Route] = {}
         self._calls: set[asyncio.Task] = set()
 
     @property
@@ -129,12 +167,29 @@ class ImageForwarder:
     async def predict(
         self, model_path: str, app_type: str, image: bytes, request_id: str
     ) -> UpstreamResponse:
-        item = Item(request_id, image)
-        if not self._shareable(image):
-            return await self._alone(model_path, app_type, item)
-        route = self._routes.get((model_path, app_type))
+        destination = Destination.predict(model_path, app_type)
+        return await self._forward(destination, Item(request_id, image), self._shareable(image))
+
+    async def infer_v2(
+        self, target: str, body: bytes, headers: dict[str, str], request_id: str
+    ) -> UpstreamResponse:
+        """A `POST` of `body` to the V2 `target` (a path without a query), with `headers`
+        when it goes alone unshared."""
+        destination = Destination.v2_infer(target)
+        length = headers.get(V2_HEADER_LENGTH)
+        if destination is None or not self._shareable_v2(body, length):
+            return await self.client.request("POST", target, body=body, headers=headers)
+        item = Item(request_id, body, None if length is None else int(length))
+        return await self._forward(destination, item, True)
+
+    async def _forward(
+        self, destination: Destination, item: Item, shareable: bool
+    ) -> UpstreamResponse:
+        if not shareable:
+            return await self._alone(destination, item)
+        route = self._routes.get(destination)
         if route is None:
-            route = self._routes[(model_path, app_type)] = _Route(model_path, app_type)
+            route = self._routes[destination] = _Route(destination)
         pending = route.pending
         if pending is not None:
             waiter = pending.join(item)
@@ -168,7 +223,7 @@ class ImageForwarder:
         metrics.FORWARDED_TOGETHER.observe(1)
         route.in_flight += 1
         try:
-            return await self._alone(model_path, app_type, item)
+            return await self._alone(destination, item)
         finally:
             self._finished(route)
 
@@ -178,6 +233,11 @@ class ImageForwarder:
             return False
         pixels = declared_pixels(image)
         return pixels is not None and 0 < pixels <= self.max_pixels
+
+    def _shareable_v2(self, body: bytes, header_length: str | None) -> bool:
+        if not self.coalescing or not 0 < len(body) <= self.max_image_bytes:
+            return False
+        return light_v2_request(body, header_length, self.max_pixels)
 
     async def close(self) -> None:
         """Let the calls under way finish."""
@@ -195,7 +255,7 @@ class ImageForwarder:
     def _forget_if_idle(self, route: _Route) -> None:
         """Keep no state for a route with nothing under way or waiting: model names come
         from clients, and one never asked again should cost nothing."""
-        key = (route.model_path, route.app_type)
+        key = route.destination
         if route.in_flight == 0 and route.pending is None and self._routes.get(key) is route:
             del self._routes[key]
 
@@ -212,9 +272,9 @@ class ImageForwarder:
         items = [item for item, _ in live]
         try:
             if len(items) == 1:
-                answers = [await self._alone(route.model_path, route.app_type, items[0])]
+                answers = [await self._alone(route.destination, items[0])]
             else:
-                answers = await self._together(route.model_path, route.app_type, items)
+                answers = await self._together(route.destination, items)
         except Exception as exc:  # noqa: BLE001 - each waiter gets it
             for _, waiter in live:
                 if not waiter.done():
@@ -226,41 +286,37 @@ class ImageForwarder:
             if not waiter.done():
                 waiter.set_result(answer)
 
-    async def _alone(self, model_path: str, app_type: str, item: Item) -> UpstreamResponse:
-        headers = {"content-type": "application/octet-stream", REQUEST_ID_HEADER: item.request_id}
+    async def _alone(self, destination: Destination, item: Item) -> UpstreamResponse:
+        headers = {"content-type": _content_type(destination.v2 and item.header_length is None)}
+        headers[REQUEST_ID_HEADER] = item.request_id
+        if item.header_length is not None:
+            headers[V2_HEADER_LENGTH] = str(item.header_length)
         return await self.client.request(
-            "POST",
-            model_path + "/predict",
-            body=item.image,
-            headers=headers,
-            params={"app_type": app_type},
+            "POST", destination.alone, body=item.image, headers=headers
         )
 
     async def _together(
-        self, model_path: str, app_type: str, items: list[Item]
+        self, destination: Destination, items: list[Item]
     ) -> list[UpstreamResponse]:
         answer = await self.client.request(
             "POST",
-            model_path + "/predict/batch",
+            destination.together,
             body=image_batch.encode_images(items),
             headers={"content-type": image_batch.IMAGES_TYPE},
-            params={"app_type": app_type},
         )
         if answer.status in REFUSED:
             log.warning(
-                "model_api refused %d images in one call (%d); sending them one by one",
+                "model_api refused %d requests in one call (%d); sending them one by one",
                 len(items),
                 answer.status,
             )
-            return list(
-                await asyncio.gather(*(self._alone(model_path, app_type, i) for i in items))
-            )
+            return list(await asyncio.gather(*(self._alone(destination, i) for i in items)))
         if answer.status != 200 or answer.content_type != image_batch.ANSWERS_TYPE:
             return [_as_answer_to(answer, item) for item in items]  # a 503 while loading
         try:
             decoded = image_batch.decode_answers(answer.body, len(items))
         except image_batch.BatchFormatError as exc:
-            log.error("model_api's answer to %d images is unreadable: %s", len(items), exc)
+            log.error("model_api's answer to %d requests is unreadable: %s", len(items), exc)
             raise ModelApiUnavailableError(
                 "model_api gave an unreadable answer; try again in a moment"
             ) from exc
@@ -268,11 +324,16 @@ class ImageForwarder:
             UpstreamResponse(
                 a.status,
                 a.body,
-                "application/json",
+                _content_type(a.header_length is None),
+                header_length=None if a.header_length is None else str(a.header_length),
                 retry_after=a.retry_after,
             )
             for a in decoded
         ]
+
+
+def _content_type(json: bool) -> str:
+    return "application/json" if json else "application/octet-stream"
 
 
 def _as_answer_to(answer: UpstreamResponse, item: Item) -> UpstreamResponse:

@@ -20,7 +20,7 @@ from mlserve_common.stack_health import DOWN, model_api_state
 from web_api.config import Settings
 from web_api.gateway import metrics
 from web_api.gateway.auth import require_api_key
-from web_api.gateway.coalescer import ImageForwarder
+from web_api.gateway.coalescer import V2_HEADER_LENGTH, ImageForwarder
 from web_api.gateway.errors import UnknownModelError, UnknownRouteError
 from web_api.gateway.hit_cache import HitCache
 from web_api.gateway.model_client import ModelApiClient, UpstreamResponse
@@ -110,7 +110,6 @@ async def forward_predict_with_model(request: Request, model_name: str) -> Respo
     return await _forward_image(request, model_name)
 
 
-V2_HEADER_LENGTH = "inference-header-content-length"
 V2_OPEN = ("/v2", "/v2/health/live", "/v2/health/ready")
 """V2 routes anyone may call; the others need the API key, when one is set."""
 _RAW_PATH = re.compile(rb"/v2(/[\x21-\x7e]*)?")
@@ -134,7 +133,12 @@ async def forward_v2(request: Request, **_: str) -> Response:
             headers[name] = request.headers[name]
     with request.app.state.upload_budget.reservation() as held:
         body = await read_limited_body(request, settings.max_body_bytes, held)
-        forwarded = client.request(request.method, target, body=body, headers=headers)
+        forwarder: ImageForwarder = request.app.state.forwarder
+        if request.method == "POST" and not query and forwarder.coalescing:
+            # Small inference requests share calls, as images do (coalescer.py).
+            forwarded = forwarder.infer_v2(target, body, headers, request.state.request_id)
+        else:
+            forwarded = client.request(request.method, target, body=body, headers=headers)
         return _passthrough(await unless_disconnected(request, forwarded))
 
 

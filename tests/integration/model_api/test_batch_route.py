@@ -1,15 +1,18 @@
-"""model_api's route for several images in one call (what the gateway sends under load),
-against a real model_api and Redis: each image answered as `/predict` would answer it."""
+"""model_api's routes for several images, or V2 requests, in one call (what the gateway
+sends under load), against a real model_api and Redis: each image answered as `/predict`
+would answer it, each V2 request as `/v2/models/{name}/infer` would."""
 
 from __future__ import annotations
 
 import httpx
+import numpy as np
 import orjson
 
 from harness.bad_inputs import png_claiming
 from harness.hostile import unique_small_pngs
 from harness.metrics import metric
 from harness.services import ServiceProcess
+from harness.v2 import HEADER_LENGTH, image_request, output_rows, tensor_request
 from mlserve_common import image_batch
 from mlserve_common.image_batch import Item
 
@@ -84,3 +87,70 @@ def test_a_body_in_another_format_is_a_clear_400(model_api: ServiceProcess) -> N
         content=image_batch.encode_images([Item("a", b"x")]),
     )
     assert unknown.status_code == 404
+
+
+def _v2_batch(model_api: ServiceProcess, items: list[Item], path: str) -> list:
+    response = httpx.post(
+        model_api.url + path,
+        content=image_batch.encode_images(items),
+        headers={"content-type": image_batch.IMAGES_TYPE},
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == image_batch.ANSWERS_TYPE
+    return image_batch.decode_answers(response.content, len(items))
+
+
+def _v2_item(request_id: str, request: tuple[bytes, dict[str, str]]) -> Item:
+    body, headers = request
+    length = headers.get(HEADER_LENGTH)
+    return Item(request_id, body, None if length is None else int(length))
+
+
+def test_v2_requests_in_one_call_are_each_answered_as_alone(model_api: ServiceProcess) -> None:
+    images = unique_small_pngs(3, seed=903)
+    requests = [
+        image_request(images[0], request_id="binary-in"),
+        image_request(images[1], binary=False, binary_output=True),
+        tensor_request(np.full((1, 1, 28, 28), 0.5, np.float32)),
+        image_request(png_claiming(28, 28)),  # damaged
+        image_request(images[2], binary=False),
+    ]
+    items = [_v2_item(f"r{i}", request) for i, request in enumerate(requests)]
+    answers = _v2_batch(model_api, items, "/v1/models/mnist/infer/batch")
+    assert [a.status for a in answers] == [200, 200, 200, 400, 200]
+    assert [a.header_length is not None for a in answers] == [False, True, False, False, False]
+    error = orjson.loads(answers[3].body)
+    assert error["request_id"] == "r3" and "image" in error["error"]
+    assert orjson.loads(answers[0].body)["id"] == "binary-in"  # the request's own V2 id
+    for (body, headers), answer in zip(requests, answers, strict=True):
+        if answer.status != 200:
+            continue
+        alone = httpx.post(model_api.url + "/v2/models/mnist/infer", content=body, headers=headers)
+        assert alone.status_code == 200
+        assert alone.headers.get(HEADER_LENGTH) == (
+            None if answer.header_length is None else str(answer.header_length)
+        )
+        answered = {HEADER_LENGTH: str(answer.header_length)} if answer.header_length else {}
+        np.testing.assert_array_equal(
+            output_rows(answer.body, answered), output_rows(alone.content, dict(alone.headers))
+        )
+
+
+def test_a_v2_call_to_a_version_and_its_errors(model_api: ServiceProcess) -> None:
+    (image,) = unique_small_pngs(1, seed=904)
+    wrong_output = orjson.loads(image_request(image, binary=False)[0])
+    wrong_output["outputs"] = [{"name": "logits"}]
+    items = [
+        _v2_item("good", image_request(image)),
+        Item("wrong-output", orjson.dumps(wrong_output)),
+        Item("not-v2", b"\x89PNG"),
+    ]
+    answers = _v2_batch(model_api, items, "/v1/models/mnist/versions/1/infer/batch")
+    assert [a.status for a in answers] == [200, 400, 400]
+    assert "no output 'logits'" in orjson.loads(answers[1].body)["error"]
+    assert "JSON" in orjson.loads(answers[2].body)["error"]
+    unknown = httpx.post(
+        model_api.url + "/v1/models/mnist/versions/9/infer/batch",
+        content=image_batch.encode_images(items),
+    )
+    assert unknown.status_code == 404 and "9" in unknown.json()["error"]

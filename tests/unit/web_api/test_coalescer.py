@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from harness.bad_inputs import png_claiming
+from harness.v2 import HEADER_LENGTH, image_request
 from mlserve_common import image_batch
 from mlserve_common.image_batch import ItemAnswer
 from tests.unit.web_api.test_upstream import read_request, serve
@@ -25,6 +26,7 @@ class FakeModelApi:
     the request ids of every call, in order."""
 
     calls: list[list[str]] = field(default_factory=list)
+    heads: list[bytes] = field(default_factory=list)
     release: asyncio.Event = field(default_factory=asyncio.Event)
     refuse_batches: bool = False
 
@@ -37,14 +39,19 @@ class FakeModelApi:
                 request = await read_request(reader)
                 head, _, body = request.partition(b"\r\n\r\n")
                 path = head.split(b" ")[1]
+                self.heads.append(head)
                 await self.release.wait()
-                if b"/predict/batch" in path:
+                if path.split(b"?")[0].endswith(b"/batch"):
                     if self.refuse_batches:
                         writer.write(_answer(404, b'{"error":"no such route"}', "application/json"))
                         continue
                     items = image_batch.decode_images(body)
                     self.calls.append([item.request_id for item in items])
-                    answers = [ItemAnswer(200, _id_body(i.request_id)) for i in items]
+                    # a V2 item's answer is binary when its request was
+                    answers = [
+                        ItemAnswer(200, _id_body(i.request_id), None, i.header_length)
+                        for i in items
+                    ]
                     body = image_batch.encode_answers(answers)
                     writer.write(_answer(200, body, image_batch.ANSWERS_TYPE))
                 else:
@@ -227,3 +234,80 @@ async def test_off_means_one_call_per_image() -> None:
         await asyncio.gather(*(predict(forwarder, f"r{i}") for i in range(3)))
         await forwarder.client.close()
     assert sorted(api.calls) == [["r0"], ["r1"], ["r2"]]
+
+
+def infer_v2(
+    forwarder: ImageForwarder,
+    request_id: str,
+    request: tuple[bytes, dict[str, str]],
+    target: str = "/v2/models/mnist/infer",
+) -> asyncio.Task:
+    body, headers = request
+    headers = {**headers, "x-request-id": request_id}
+    return asyncio.create_task(forwarder.infer_v2(target, body, headers, request_id))
+
+
+def paths(api: FakeModelApi) -> list[str]:
+    return sorted(head.split(b" ")[1].decode() for head in api.heads)
+
+
+async def test_small_v2_requests_go_together_and_get_back_binary_or_json() -> None:
+    api = FakeModelApi()
+    server, forwarder = await forwarder_for(api)
+    async with server:
+        answers = await asyncio.gather(
+            infer_v2(forwarder, "bin-1", image_request(SMALL)),
+            infer_v2(forwarder, "json-1", image_request(SMALL, binary=False)),
+            infer_v2(forwarder, "bin-2", image_request(SMALL)),
+            predict(forwarder, "png"),  # images go in calls of their own
+        )
+        await forwarder.client.close()
+    assert sorted(api.calls) == [["bin-1", "json-1", "bin-2"], ["png"]]
+    assert paths(api) == [
+        "/v1/models/mnist/infer/batch",
+        "/v1/models/mnist/predict?app_type=cli",
+    ]
+    assert ids(answers) == ["bin-1", "json-1", "bin-2", "png"]
+    binary_length = image_request(SMALL)[1][HEADER_LENGTH]
+    assert [(a.content_type, a.header_length) for a in answers[:3]] == [
+        ("application/octet-stream", binary_length),  # the fake echoes the request's length
+        ("application/json", None),
+        ("application/octet-stream", binary_length),
+    ]
+
+
+async def test_versions_go_to_their_own_calls_and_other_v2_requests_pass_unchanged() -> None:
+    api = FakeModelApi()
+    server, forwarder = await forwarder_for(api)
+    body, headers = image_request(SMALL)
+    odd = {**headers, "content-type": "application/x-custom"}
+    async with server:
+        await asyncio.gather(
+            infer_v2(forwarder, "v1-a", image_request(SMALL), "/v2/models/mnist/versions/1/infer"),
+            infer_v2(forwarder, "v1-b", image_request(SMALL), "/v2/models/mnist/versions/1/infer"),
+            infer_v2(forwarder, "large", image_request(png_claiming(300, 300))),
+            infer_v2(forwarder, "two", image_request(SMALL, SMALL)),
+            infer_v2(forwarder, "load", (body, odd), "/v2/repository/models/mnist/load"),
+        )
+        await forwarder.client.close()
+    assert sorted(api.calls) == [["large"], ["load"], ["two"], ["v1-a", "v1-b"]]
+    assert paths(api) == [
+        "/v1/models/mnist/versions/1/infer/batch",
+        "/v2/models/mnist/infer",
+        "/v2/models/mnist/infer",
+        "/v2/repository/models/mnist/load",
+    ]
+    (load,) = [head for head in api.heads if b"/load" in head]
+    assert b"content-type: application/x-custom" in load  # as the client sent it
+    assert f"{HEADER_LENGTH}: {headers[HEADER_LENGTH]}".encode() in load
+
+
+async def test_a_lone_small_v2_request_goes_alone_with_its_header_length() -> None:
+    api = FakeModelApi()
+    server, forwarder = await forwarder_for(api)
+    body, headers = image_request(SMALL)
+    async with server:
+        await infer_v2(forwarder, "solo", (body, headers))
+        await forwarder.client.close()
+    assert api.calls == [["solo"]] and paths(api) == ["/v2/models/mnist/infer"]
+    assert f"{HEADER_LENGTH}: {headers[HEADER_LENGTH]}".encode() in api.heads[0]
