@@ -58,7 +58,9 @@ log = logging.getLogger("web_api")
 
 REFUSED = (404, 405, 413, 415)
 """model_api answers to a whole call that mean "not this way" (an older model_api without
-the route, a smaller body limit): the call's images are then sent one by one."""
+the route, a smaller body limit): the call's images are then sent one by one. Except a 404
+that names the model (or version) as not served: that is every item's own answer."""
+MODEL_NOT_FOUND = "model_not_found"
 
 
 V2_HEADER_LENGTH = "inference-header-content-length"
@@ -304,7 +306,7 @@ class ImageForwarder:
             body=image_batch.encode_images(items),
             headers={"content-type": image_batch.IMAGES_TYPE},
         )
-        if answer.status in REFUSED:
+        if answer.status in REFUSED and _error_code(answer) != MODEL_NOT_FOUND:
             log.warning(
                 "model_api refused %d requests in one call (%d); sending them one by one",
                 len(items),
@@ -312,7 +314,7 @@ class ImageForwarder:
             )
             return list(await asyncio.gather(*(self._alone(destination, i) for i in items)))
         if answer.status != 200 or answer.content_type != image_batch.ANSWERS_TYPE:
-            return [_as_answer_to(answer, item) for item in items]  # a 503 while loading
+            return [_as_answer_to(answer, item) for item in items]  # 503 loading, 404 model
         try:
             decoded = image_batch.decode_answers(answer.body, len(items))
         except image_batch.BatchFormatError as exc:
@@ -336,14 +338,24 @@ def _content_type(json: bool) -> str:
     return "application/json" if json else "application/octet-stream"
 
 
-def _as_answer_to(answer: UpstreamResponse, item: Item) -> UpstreamResponse:
-    """A failure of the whole call as one image's answer: its error envelope names the
-    image's own request id."""
+def _envelope(answer: UpstreamResponse) -> dict | None:
+    """model_api's error envelope, if the answer is one."""
     try:
         envelope = orjson.loads(answer.body)
     except orjson.JSONDecodeError:
-        return answer
-    if not isinstance(envelope, dict) or "request_id" not in envelope:
+        return None
+    return envelope if isinstance(envelope, dict) else None
+
+
+def _error_code(answer: UpstreamResponse) -> str | None:
+    return (_envelope(answer) or {}).get("code")
+
+
+def _as_answer_to(answer: UpstreamResponse, item: Item) -> UpstreamResponse:
+    """A failure of the whole call as one image's answer: its error envelope names the
+    image's own request id."""
+    envelope = _envelope(answer)
+    if envelope is None or "request_id" not in envelope:
         return answer
     body = orjson.dumps({**envelope, "request_id": item.request_id})
     return dataclasses.replace(answer, body=body)

@@ -29,6 +29,8 @@ class FakeModelApi:
     heads: list[bytes] = field(default_factory=list)
     release: asyncio.Event = field(default_factory=asyncio.Event)
     refuse_batches: bool = False
+    serves: str | None = None
+    """The one model it serves; None: any."""
 
     def __post_init__(self) -> None:
         self.release.set()
@@ -42,6 +44,12 @@ class FakeModelApi:
                 self.heads.append(head)
                 await self.release.wait()
                 if path.split(b"?")[0].endswith(b"/batch"):
+                    if self.serves and f"/models/{self.serves}/".encode() not in path:
+                        body = orjson.dumps(
+                            {"code": "model_not_found", "error": "no", "request_id": "call"}
+                        )
+                        writer.write(_answer(404, body, "application/json"))
+                        continue
                     if self.refuse_batches:
                         writer.write(_answer(404, b'{"error":"no such route"}', "application/json"))
                         continue
@@ -311,3 +319,20 @@ async def test_a_lone_small_v2_request_goes_alone_with_its_header_length() -> No
         await forwarder.client.close()
     assert api.calls == [["solo"]] and paths(api) == ["/v2/models/mnist/infer"]
     assert f"{HEADER_LENGTH}: {headers[HEADER_LENGTH]}".encode() in api.heads[0]
+
+
+async def test_a_model_not_served_is_each_requests_own_404_without_a_retry() -> None:
+    api = FakeModelApi(serves="leukemia")
+    server, forwarder = await forwarder_for(api)
+    async with server:
+        answers = await asyncio.gather(
+            *(predict(forwarder, f"r{i}") for i in range(2)),
+            *(infer_v2(forwarder, f"v{i}", image_request(SMALL)) for i in range(2)),
+        )
+        await forwarder.client.close()
+    assert paths(api) == [
+        "/v1/models/mnist/infer/batch",
+        "/v1/models/mnist/predict/batch?app_type=cli",
+    ]
+    assert [a.status for a in answers] == [404] * 4
+    assert [orjson.loads(a.body)["request_id"] for a in answers] == ["r0", "r1", "v0", "v1"]
