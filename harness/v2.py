@@ -8,7 +8,8 @@ import struct
 import numpy as np
 import orjson
 
-HEADER_LENGTH = "inference-header-content-length"
+from mlserve_common import v2_wire
+from mlserve_common.v2_wire import HEADER_LENGTH
 
 
 def image_request(
@@ -29,8 +30,7 @@ def image_request(
     blob = b"".join(struct.pack("<I", len(image)) + image for image in images)
     tensor["parameters"] = {"binary_data_size": len(blob)}
     head = orjson.dumps(request)
-    headers = {"content-type": "application/octet-stream", HEADER_LENGTH: str(len(head))}
-    return head + blob, headers
+    return head + blob, v2_wire.body_headers(len(head))
 
 
 def tensor_request(array: np.ndarray, name: str = "input") -> tuple[bytes, dict[str, str]]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import orjson
 
-HEADER_LENGTH = "inference-header-content-length"
+from mlserve_common.v2_wire import HEADER_LENGTH
 
 DTYPES = {
     "FP32": np.dtype("<f4"),

@@ -20,6 +20,7 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from mlserve_common import v2_wire
 from mlserve_common.body import read_limited_body
 from mlserve_common.cache_keys import v2_cache_key
 from mlserve_common.disconnect import unless_disconnected
@@ -29,7 +30,7 @@ from model_api.errors import InvalidRequestError, ModelNotReadyError
 from model_api.model_config import TensorSpec
 from model_api.routes import answer_items, repository, serving
 from model_api.service import ModelService
-from model_api.v2_codec import HEADER_LENGTH, Output, V2RequestError, encode_response, parse_request
+from model_api.v2_codec import Output, V2RequestError, encode_response, parse_request
 
 router = APIRouter(prefix="/v2", tags=["v2 (Open Inference Protocol)"])
 
@@ -114,13 +115,7 @@ class V2Answer:
     """Inference-Header-Content-Length: binary outputs follow the JSON; None: JSON only."""
 
     def response(self) -> Response:
-        if self.header_length is None:
-            return Response(self.body, media_type="application/json")
-        return Response(
-            self.body,
-            media_type="application/octet-stream",
-            headers={HEADER_LENGTH: str(self.header_length)},
-        )
+        return Response(self.body, headers=v2_wire.body_headers(self.header_length))
 
 
 async def infer(request: Request, model_name: str, version: str | None = None) -> Response:
@@ -128,7 +123,7 @@ async def infer(request: Request, model_name: str, version: str | None = None) -
     service = serving(request, model_name, version)
     with request.app.state.upload_budget.reservation() as held:
         body = await read_limited_body(request, service.settings.max_body_bytes, held)
-        work = answer_v2(service, model_name, body, request.headers.get(HEADER_LENGTH))
+        work = answer_v2(service, model_name, body, request.headers.get(v2_wire.HEADER_LENGTH))
         del body
         answer = await unless_disconnected(request, work)
     return answer.response()

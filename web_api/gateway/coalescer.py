@@ -45,7 +45,7 @@ from urllib.parse import urlencode
 
 import orjson
 
-from mlserve_common import image_batch
+from mlserve_common import image_batch, v2_wire
 from mlserve_common.image_batch import Item
 from mlserve_common.image_formats import declared_pixels
 from mlserve_common.observability import REQUEST_ID_HEADER
@@ -63,7 +63,6 @@ that names the model (or version) as not served: that is every item's own answer
 MODEL_NOT_FOUND = "model_not_found"
 
 
-V2_HEADER_LENGTH = "inference-header-content-length"
 V2_INFER = re.compile(r"/v2(/models/[\w.-]+(?:/versions/[\w.-]+)?/infer)", re.ASCII)
 """A V2 inference path (as the client wrote it, no query), and its model's part."""
 
@@ -178,7 +177,7 @@ class ImageForwarder:
         """A `POST` of `body` to the V2 `target` (a path without a query), with `headers`
         when it goes alone unshared."""
         destination = Destination.v2_infer(target)
-        length = headers.get(V2_HEADER_LENGTH)
+        length = headers.get(v2_wire.HEADER_LENGTH)
         if destination is None or not self._shareable_v2(body, length):
             return await self.client.request("POST", target, body=body, headers=headers)
         item = Item(request_id, body, None if length is None else int(length))
@@ -289,10 +288,11 @@ class ImageForwarder:
                 waiter.set_result(answer)
 
     async def _alone(self, destination: Destination, item: Item) -> UpstreamResponse:
-        headers = {"content-type": _content_type(destination.v2 and item.header_length is None)}
+        if destination.v2:
+            headers = v2_wire.body_headers(item.header_length)
+        else:
+            headers = {"content-type": v2_wire.BINARY}
         headers[REQUEST_ID_HEADER] = item.request_id
-        if item.header_length is not None:
-            headers[V2_HEADER_LENGTH] = str(item.header_length)
         return await self.client.request(
             "POST", destination.alone, body=item.image, headers=headers
         )
@@ -326,16 +326,12 @@ class ImageForwarder:
             UpstreamResponse(
                 a.status,
                 a.body,
-                _content_type(a.header_length is None),
+                v2_wire.content_type(a.header_length),
                 header_length=None if a.header_length is None else str(a.header_length),
                 retry_after=a.retry_after,
             )
             for a in decoded
         ]
-
-
-def _content_type(json: bool) -> str:
-    return "application/json" if json else "application/octet-stream"
 
 
 def _envelope(answer: UpstreamResponse) -> dict | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+from mlserve_common import v2_wire
 from web_api.gateway.errors import (
     GatewaySaturatedError,
     ModelApiTimeoutError,
@@ -17,6 +18,8 @@ from web_api.gateway.upstream import (
     UpstreamDisconnected,
     UpstreamPool,
 )
+
+_HEADER_LENGTH = v2_wire.HEADER_LENGTH.encode()
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,7 @@ class ModelApiClient:
                 "model_api is unavailable right now; try again in a moment"
             ) from exc
         content_type = answer.headers.get(b"content-type", b"application/json").decode("latin-1")
-        header_length = answer.headers.get(b"inference-header-content-length")
+        header_length = answer.headers.get(_HEADER_LENGTH)
         retry_after = answer.headers.get(b"retry-after")
         return UpstreamResponse(
             answer.status,

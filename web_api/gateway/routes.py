@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
+from mlserve_common import v2_wire
 from mlserve_common.body import read_limited_body
 from mlserve_common.disconnect import unless_disconnected
 from mlserve_common.errors import MLServeError
@@ -20,7 +21,7 @@ from mlserve_common.stack_health import DOWN, model_api_state
 from web_api.config import Settings
 from web_api.gateway import metrics
 from web_api.gateway.auth import require_api_key
-from web_api.gateway.coalescer import V2_HEADER_LENGTH, ImageForwarder
+from web_api.gateway.coalescer import ImageForwarder
 from web_api.gateway.errors import UnknownModelError, UnknownRouteError
 from web_api.gateway.hit_cache import HitCache
 from web_api.gateway.model_client import ModelApiClient, UpstreamResponse
@@ -47,7 +48,7 @@ SettingsDep = Annotated[Settings, Depends(app_settings)]
 def _passthrough(upstream: UpstreamResponse) -> Response:
     headers = {}
     if upstream.header_length is not None:
-        headers[V2_HEADER_LENGTH] = upstream.header_length
+        headers[v2_wire.HEADER_LENGTH] = upstream.header_length
     if upstream.retry_after is not None:
         headers["retry-after"] = upstream.retry_after
     return Response(
@@ -128,7 +129,7 @@ async def forward_v2(request: Request, **_: str) -> Response:
         await require_api_key(request)
     target = raw_path.decode("ascii") + ("?" + query.decode("ascii") if query else "")
     headers = {REQUEST_ID_HEADER: request.state.request_id}
-    for name in ("content-type", V2_HEADER_LENGTH):
+    for name in ("content-type", v2_wire.HEADER_LENGTH):
         if name in request.headers:
             headers[name] = request.headers[name]
     with request.app.state.upload_budget.reservation() as held:

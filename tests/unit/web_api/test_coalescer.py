@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 import orjson
 
 from harness.bad_inputs import png_claiming
-from harness.v2 import HEADER_LENGTH, image_request
+from harness.v2 import image_request
 from mlserve_common import image_batch
 from mlserve_common.image_batch import ItemAnswer
+from mlserve_common.v2_wire import HEADER_LENGTH
 from tests.unit.web_api.test_upstream import read_request, serve
 from web_api.gateway.coalescer import ImageForwarder
 from web_api.gateway.errors import ModelApiUnavailableError
