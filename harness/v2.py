@@ -9,7 +9,6 @@ import numpy as np
 import orjson
 
 from mlserve_common import v2_wire
-from mlserve_common.v2_wire import HEADER_LENGTH
 
 
 def image_request(
@@ -46,7 +45,7 @@ def tensor_request(array: np.ndarray, name: str = "input") -> tuple[bytes, dict[
 
 def output_rows(body: bytes, headers: dict[str, str] | None = None) -> np.ndarray:
     """The `probabilities` rows of an answer, JSON or binary."""
-    length = (headers or {}).get(HEADER_LENGTH)
+    length = (headers or {}).get(v2_wire.HEADER_LENGTH)
     head = orjson.loads(body if length is None else body[: int(length)])
     (output,) = head["outputs"]
     if length is None:

@@ -291,7 +291,7 @@ class ImageForwarder:
         if destination.v2:
             headers = v2_wire.body_headers(item.header_length)
         else:
-            headers = {"content-type": v2_wire.BINARY}
+            headers = {"content-type": "application/octet-stream"}  # the image's own bytes
         headers[REQUEST_ID_HEADER] = item.request_id
         return await self.client.request(
             "POST", destination.alone, body=item.image, headers=headers
