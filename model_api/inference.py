@@ -38,8 +38,12 @@ def choose_providers(preference: str) -> list[str]:
     return [CPU]
 
 
-def batch_shapes(max_batch_size: int) -> list[int]:
-    """The batch sizes a session ever sees: powers of two up to the largest, and the largest."""
+def batch_shapes(max_batch_size: int, provider: str) -> list[int]:
+    """The batch sizes a session pads its batches to: on a GPU, powers of two up to the
+    largest, and the largest, so that the provider (cuDNN's tuning above all) only ever sees
+    those shapes; on the CPU none, since a padded image costs a whole image's compute there."""
+    if provider == CPU:
+        return []
     sizes = [1 << i for i in range(max_batch_size.bit_length()) if 1 << i < max_batch_size]
     return [*sizes, max_batch_size]
 
@@ -79,7 +83,9 @@ class ModelRunner:
         self._check_against_config()
         self._lock = threading.Lock()
         self.inference_count = 0
-        self.batch_shapes = batch_shapes(config.batching.max_batch_size if config.batching else 1)
+        self.batch_shapes = batch_shapes(
+            config.batching.max_batch_size if config.batching else 1, self.provider
+        )
         self._warm_up()
         log.info(
             "loaded model %s version %s on %s (%d threads)",
@@ -107,7 +113,7 @@ class ModelRunner:
     def _warm_up(self) -> None:
         """One run per batch shape to come, so first requests pay no set-up (uncounted)."""
         shape = (self.config.channels, self.config.height, self.config.width)
-        for size in self.batch_shapes:
+        for size in self.batch_shapes or [1]:
             self._session_run(np.zeros((size, *shape), np.float32))
 
     def _session_run(self, batch: np.ndarray) -> np.ndarray:
@@ -119,8 +125,8 @@ class ModelRunner:
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities, shape (N, labels), for a float32 NCHW batch; counted per image.
 
-        A batch is padded to the next of a few fixed sizes, all warmed up at start, so the
-        session (the CUDA provider's cuDNN tuning above all) only ever sees those shapes.
+        On a GPU, a batch is padded to the next of a few fixed sizes (`batch_shapes`), all
+        warmed up at start.
         """
         count = len(batch)
         with self._lock:

@@ -11,7 +11,7 @@ from PIL import Image
 from harness.images import MODELS_DIR, samples
 from model_api.batching import Batcher
 from model_api.errors import OverloadedError
-from model_api.inference import ModelRunner
+from model_api.inference import CPU, CUDA, ModelRunner, batch_shapes
 from model_api.model_config import BatchingConfig, load_model_config
 from model_api.preprocess import preprocess
 
@@ -101,11 +101,20 @@ async def test_abandoned_images_are_not_inferred(runner) -> None:
     assert runner.inference_count - before == 1
 
 
-def test_batches_are_padded_to_a_few_fixed_shapes(monkeypatch) -> None:
+def test_only_a_gpu_pads_batches_to_a_few_fixed_shapes() -> None:
+    assert batch_shapes(16, CUDA) == [1, 2, 4, 8, 16]
+    assert batch_shapes(12, CUDA) == [1, 2, 4, 8, 12]
+    assert batch_shapes(16, CPU) == []  # a padded image costs a whole image's compute
+
+
+@pytest.mark.parametrize(("provider", "runs"), [(CPU, 5), (CUDA, 8)])
+def test_a_batch_runs_as_it_is_or_padded_and_cut(monkeypatch, provider: str, runs: int) -> None:
     config = load_model_config(MODELS_DIR, "leukemia")
     assert config.batching is not None  # shipped with batching on
     runner = ModelRunner(config, MODELS_DIR / config.name / config.file, "cpu", 1)
-    assert runner.batch_shapes == [1, 2, 4, 8, config.batching.max_batch_size]
+    assert runner.provider == CPU and runner.batch_shapes == []
+    # no GPU here: the CUDA case gives the CPU session the shapes a CUDA one would get
+    runner.batch_shapes = batch_shapes(config.batching.max_batch_size, provider)
     seen: list[int] = []
     real = runner._session_run
     monkeypatch.setattr(
@@ -113,7 +122,7 @@ def test_batches_are_padded_to_a_few_fixed_shapes(monkeypatch) -> None:
     )
     tensors = images(5)
     rows = runner.run(np.concatenate(tensors))
-    assert seen == [8] and rows.shape == (5, 2)  # padded for the session, cut for the caller
+    assert seen == [runs] and rows.shape == (5, 2)  # cut for the caller
     assert runner.inference_count == 5  # the padding is not counted
     for row, tensor in zip(rows, tensors, strict=True):
         np.testing.assert_allclose(row, real(tensor)[0], atol=1e-5)
