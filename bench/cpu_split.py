@@ -53,8 +53,7 @@ def measure(
     try:
         pids = {}
         for service in SERVICES:
-            root = int((stack.run_dir / "pids" / f"{service}.pid").read_text())
-            pids[service] = [process.pid for process in process_tree(root)]
+            pids[service] = [process.pid for process in process_tree(stack.pid(service))]
         if target == "model_api":
             url = stack.base_url("model_api") + "/v1/models/mnist/predict?app_type=cli"
         else:

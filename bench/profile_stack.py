@@ -71,9 +71,7 @@ def main() -> int:
                 stderr=subprocess.DEVNULL,
             )
             for service in PROFILED
-            for process in process_tree(
-                int((stack.run_dir / "pids" / f"{service}.pid").read_text())
-            )[1:]  # the workers, not their supervisor
+            for process in process_tree(stack.pid(service))[1:]  # the workers
         }
         load = run_wrk(
             url, images.take(args.duration * MNIST_CAP), args.clients, args.duration, body=body

@@ -61,15 +61,19 @@ class MLServeStack:
     def stop(self) -> None:
         subprocess.run(["./stop_all.sh"], cwd=ROOT, env=self.env, capture_output=True, timeout=180)
 
+    def pid(self, service: str) -> int:
+        """The process `start_all.sh` started for `service` (its workers' supervisor), from
+        its pid file (OSError or ValueError when there is none)."""
+        return int((self.run_dir / "pids" / f"{service}.pid").read_text())
+
     def memory(self) -> dict[str, list[dict]]:
         """Per service, every process of its tree (supervisor and workers) with its RSS."""
         facts = {}
         for service in SERVICES:
             try:
-                pid = int((self.run_dir / "pids" / f"{service}.pid").read_text())
+                facts[service] = tree_memory(self.pid(service))
             except (OSError, ValueError):
                 continue
-            facts[service] = tree_memory(pid)
         return facts
 
 
