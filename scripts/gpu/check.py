@@ -4,7 +4,10 @@
 2. parity: both models on CUDA and on the CPU, same random batches, max |diff| <= 1e-3;
 3. raw ONNX Runtime throughput per provider, model and batch size;
 4. the real model_api (`python -m model_api`, no Redis) under 64 keep-alive clients posting
-   unique PNGs, for a few MLSERVE_WORKERS values (and one CPU run to compare);
+   unique PNGs, for a few MLSERVE_WORKERS values (and one CPU run to compare); with
+   `--batching`, each of those runs twice in turn, as shipped and with mnist's dynamic
+   batching on (`BATCHING`, every image decoded in a thread so that batches form: an image
+   small enough to be worked on the event loop meets an idle batcher and runs alone);
 5. everything into --out, and a summary.
 
 `--cpu-smoke` runs the same code without a GPU (the CPU stands in for CUDA, short load), so
@@ -34,6 +37,8 @@ ROOT = served.ROOT
 MODELS = ["mnist", "leukemia"]
 BATCH_SIZES = [1, 32, 256]
 LOAD_MODEL = "mnist"
+BATCHING = {"max_batch_size": 64, "max_queue_delay_ms": 2, "max_queue_size": 1024}
+"""`--batching`: the load model's batching, as bench/results/gpu_batching.md measured it."""
 
 
 class StepTimeout(Exception):
@@ -117,6 +122,7 @@ class Check:
         self.gpu = not args.cpu_smoke
         self.candidate = ort_bench.CUDA if self.gpu else ort_bench.CPU
         self.deadline = time.monotonic() + args.time_budget
+        self.batched_models: Path | None = None  # --batching: models/ with BATCHING
         self.failures: list[str] = []
         self.report: dict = {
             "mode": "gpu" if self.gpu else "cpu-smoke",
@@ -177,22 +183,35 @@ class Check:
         ort_bench.throughput(MODELS, BATCH_SIZES, providers, seconds, rows)
         return rows
 
-    def load_runs(self) -> list[tuple[str, int]]:
+    def load_runs(self) -> list[tuple[str, int, bool]]:
+        """(provider, workers, batched) of every load run, in order."""
         workers = workers_to_try(self.args)
-        if not self.gpu:
-            return [("cpu", w) for w in workers]
-        return [("cuda", w) for w in workers] + [("cpu", max(workers))]
+        if self.gpu:
+            runs = [("cuda", w) for w in workers] + [("cpu", max(workers))]
+        else:
+            runs = [("cpu", w) for w in workers]
+        batched = (False, True) if self.args.batching else (False,)
+        return [(provider, w, b) for provider, w in runs for b in batched]
 
     def load(self) -> list[dict]:
         self.report["load"] = runs = []
         per_run = self.args.warmup + self.args.duration + 25
-        for provider, workers in self.load_runs():
+        if self.args.batching:
+            self.batched_models = served.models_with_batching(LOAD_MODEL, BATCHING)
+        for provider, workers, batched in self.load_runs():
             if time.monotonic() + per_run > self.deadline:
-                runs.append({"provider": provider, "workers": workers, "skipped": "no time left"})
+                runs.append(
+                    {
+                        "provider": provider,
+                        "workers": workers,
+                        "batching": BATCHING if batched else None,
+                        "skipped": "no time left",
+                    }
+                )
                 print(f"   skipped {provider} x{workers}: no time left", flush=True)
                 continue
             try:
-                runs.append(self.load_one(provider, workers))
+                runs.append(self.load_one(provider, workers, batched))
             except StepTimeout:
                 raise
             except Exception as exc:  # noqa: BLE001 - one failed run: record it, try the next
@@ -200,12 +219,25 @@ class Check:
                 self.fail(f"model_api {provider} x{workers}: {type(exc).__name__}: {exc}")
         return runs
 
-    def load_one(self, provider: str, workers: int) -> dict:
+    def load_one(self, provider: str, workers: int, batched: bool) -> dict:
         args = self.args
-        row: dict = {"provider_asked": provider, "workers": workers}
+        settings = {}
+        if batched:  # every image through a thread, or a small one meets an idle batcher
+            settings = {
+                "MLSERVE_MODELS_DIR": str(self.batched_models),
+                "MLSERVE_INLINE_MAX_PIXELS": "0",
+            }
+        row: dict = {
+            "provider_asked": provider,
+            "workers": workers,
+            "batching": BATCHING if batched else None,
+            "settings": settings,
+        }
         wanted = ort_bench.CUDA if provider == "cuda" else ort_bench.CPU
         ready_timeout = 90 if self.gpu else 60
-        with served.running_model_api(LOAD_MODEL, provider, workers, ready_timeout) as server:
+        with served.running_model_api(
+            LOAD_MODEL, provider, workers, ready_timeout, settings
+        ) as server:
             row["ready"] = server.ready
             row["all_workers_started"] = server.all_workers_started
             if server.ready.get("provider") != wanted:
@@ -229,10 +261,14 @@ class Check:
                 row.update(loadgen.run_load(plan))
             finally:
                 row["gpu"] = gpu_utilisation(sampler)
+            runs = served.metric_total(server.port, "mlserve_batch_size_count")
+            images = served.metric_total(server.port, "mlserve_batch_size_sum")
+            row["session_runs"], row["images_per_run"] = runs, round(images / max(runs, 1), 2)
         print(
-            f"   {provider} x{workers}: {row['requests_per_s']} req/s, "
+            f"   {provider} x{workers}{' batched' if batched else ''}: "
+            f"{row['requests_per_s']} req/s, "
             f"p50 {row['latency_ms']['p50']} ms, p99 {row['latency_ms']['p99']} ms, "
-            f"errors {row['errors']}",
+            f"errors {row['errors']}, {row['images_per_run']} images per session run",
             flush=True,
         )
         if row["errors"] or row["warmup_failures"] or not row["ok"]:
@@ -280,6 +316,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, help="measured seconds per load run")
     parser.add_argument("--clients", type=int, help="concurrent keep-alive clients")
     parser.add_argument("--seed", type=int, default=20261126)
+    parser.add_argument(
+        "--batching",
+        action="store_true",
+        help="load each run twice in turn: as shipped, and with mnist's dynamic batching on",
+    )
     args = parser.parse_args(argv)
     smoke = args.cpu_smoke
     cores = len(os.sched_getaffinity(0))

@@ -7,6 +7,7 @@ import contextlib
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -35,13 +36,31 @@ def get_json(port: int, path: str, timeout: float = 2.0) -> tuple[int, dict]:
         connection.close()
 
 
+def metric_total(port: int, name: str, timeout: float = 5.0) -> float:
+    """The sum of every sample of `name` on model_api's /metrics (all labels, all workers)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request("GET", "/metrics")
+        text = connection.getresponse().read().decode()
+    finally:
+        connection.close()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith((name + "{", name + " "))
+    )
+
+
 class ModelApi:
     """`python -m model_api` for one model, provider and number of workers."""
 
-    def __init__(self, model: str, provider: str, workers: int, log_dir: Path) -> None:
+    def __init__(
+        self, model: str, provider: str, workers: int, log_dir: Path, settings: dict[str, str]
+    ) -> None:
         self.model, self.provider, self.workers = model, provider, workers
         self.port = free_port()
-        self.log_path = log_dir / f"model_api-{provider}-{workers}w.log"
+        named = "".join(f"-{k}={v}" for k, v in settings.items() if "/" not in v)
+        self.log_path = log_dir / f"model_api-{provider}-{workers}w{named}.log"
         self.ready: dict = {}
         self.all_workers_started = False
         env = {k: v for k, v in os.environ.items() if k != "MLSERVE_MODEL_API_WORKERS"}
@@ -57,6 +76,7 @@ class ModelApi:
             ORT_DISABLE_TELEMETRY="1",
             PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
         )
+        env.update(settings)
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "model_api"],
@@ -105,11 +125,27 @@ class ModelApi:
         return self.process.returncode
 
 
+def models_with_batching(model: str, batching: dict) -> Path:
+    """A copy of models/ in a new temporary folder, `model`'s config with `batching`."""
+    dest = Path(tempfile.mkdtemp(prefix="mlserve-gpu-models-")) / "models"
+    shutil.copytree(ROOT / "models", dest)
+    path = dest / model / "config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "batching": batching}, indent=2))
+    return dest
+
+
 @contextlib.contextmanager
-def running_model_api(model: str, provider: str, workers: int, ready_timeout_s: float):
-    """A started, ready model_api; stopped on the way out, whatever happened."""
+def running_model_api(
+    model: str,
+    provider: str,
+    workers: int,
+    ready_timeout_s: float,
+    settings: dict[str, str] | None = None,
+):
+    """A started, ready model_api, with `settings` (MLSERVE_* variables) on top of the check's;
+    stopped on the way out, whatever happened."""
     log_dir = Path(tempfile.mkdtemp(prefix="mlserve-gpu-check-"))
-    server = ModelApi(model, provider, workers, log_dir)
+    server = ModelApi(model, provider, workers, log_dir, settings or {})
     try:
         server.wait_ready(ready_timeout_s)
         yield server

@@ -44,8 +44,9 @@ def print_summary(report: dict) -> None:
                 )
                 continue
             gpu = r.get("gpu") or {}
+            batched = "b" if r.get("batching") else " "
             print(
-                f"  {r['ready'].get('provider', '?'):24} x{r['workers']:<3} "
+                f"  {r['ready'].get('provider', '?'):23}{batched} x{r['workers']:<3} "
                 f"{r['requests_per_s']:8,.0f} {r['latency_ms']['p50']:8.1f} "
                 f"{r['latency_ms']['p99']:8.1f} {r['errors']:7}  {r['server_cpu_cores']:12}"
                 f"  {r['client_cpu_share_max']:10}  {gpu.get('util_mean_pct', '-')}"
