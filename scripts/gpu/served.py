@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness.metrics import metric
+
 ROOT = Path(__file__).resolve().parents[2]
 WORKER_STARTED = "Application startup complete"  # uvicorn logs it once per worker
 
@@ -26,29 +28,24 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def get_json(port: int, path: str, timeout: float = 2.0) -> tuple[int, dict]:
+def get(port: int, path: str, timeout: float = 2.0) -> tuple[int, bytes]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         connection.request("GET", path)
         response = connection.getresponse()
-        return response.status, json.loads(response.read() or b"{}")
+        return response.status, response.read()
     finally:
         connection.close()
 
 
-def metric_total(port: int, name: str, timeout: float = 5.0) -> float:
+def get_json(port: int, path: str, timeout: float = 2.0) -> tuple[int, dict]:
+    status, body = get(port, path, timeout)
+    return status, json.loads(body or b"{}")
+
+
+def metric_total(port: int, name: str) -> float:
     """The sum of every sample of `name` on model_api's /metrics (all labels, all workers)."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        connection.request("GET", "/metrics")
-        text = connection.getresponse().read().decode()
-    finally:
-        connection.close()
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith((name + "{", name + " "))
-    )
+    return metric(get(port, "/metrics", 5.0)[1].decode(), name)
 
 
 class ModelApi:
