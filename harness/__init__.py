@@ -5,3 +5,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 """The repository's root."""
+
+MODELS_DIR = ROOT / "models"
+"""The shipped models."""

@@ -8,9 +8,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from harness import ROOT
-
-MODELS_DIR = ROOT / "models"
+from harness import MODELS_DIR
 
 
 def samples(model: str) -> list[tuple[Path, str]]:

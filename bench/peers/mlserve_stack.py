@@ -7,7 +7,6 @@ variables (but MLSERVE_VENV) are dropped for the same reason.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -75,15 +74,3 @@ class MLServeStack:
             except (OSError, ValueError):
                 continue
         return facts
-
-
-def copy_models_without_batching(dest: Path) -> object:
-    """Copy models/ to `dest`, leukemia's config without its "batching" key; return the
-    key's value in the shipped config (None when it has none: then both stacks are equal)."""
-    shutil.rmtree(dest, ignore_errors=True)
-    shutil.copytree(ROOT / "models", dest)
-    path = dest / "leukemia" / "config.json"
-    config = json.loads(path.read_text())
-    batching = config.pop("batching", None)
-    path.write_text(json.dumps(config, indent=2) + "\n")
-    return batching

@@ -7,7 +7,6 @@ import contextlib
 import http.client
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -17,6 +16,7 @@ import time
 from pathlib import Path
 
 from harness.metrics import metric
+from harness.model_copies import copy_with_batching
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER_STARTED = "Application startup complete"  # uvicorn logs it once per worker
@@ -125,9 +125,7 @@ class ModelApi:
 def models_with_batching(model: str, batching: dict) -> Path:
     """A copy of models/ in a new temporary folder, `model`'s config with `batching`."""
     dest = Path(tempfile.mkdtemp(prefix="mlserve-gpu-models-")) / "models"
-    shutil.copytree(ROOT / "models", dest)
-    path = dest / model / "config.json"
-    path.write_text(json.dumps({**json.loads(path.read_text()), "batching": batching}, indent=2))
+    copy_with_batching(dest, model, batching)
     return dest
 
 

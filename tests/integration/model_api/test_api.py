@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from harness.images import MODELS_DIR, drawn_digit_seven, encode, samples
 from harness.metrics import metric
+from harness.model_copies import copy_with_batching
 from harness.redis_server import RedisServer, free_port
 from mlserve_common.cache_keys import KEY_PREFIX, cache_key
 from model_api.cache import LEASE_PREFIX
@@ -219,12 +218,8 @@ def test_while_redis_is_down_requests_do_not_touch_it(tmp_path) -> None:
 
 def batching_models(tmp_path, **batching) -> Path:
     """A copy of models/ whose leukemia batches as given."""
-    folder = tmp_path / "models"
-    shutil.copytree(MODELS_DIR, folder, ignore=shutil.ignore_patterns("samples"))
-    config = json.loads((folder / "leukemia" / "config.json").read_text())
-    config["batching"] = batching
-    (folder / "leukemia" / "config.json").write_text(json.dumps(config))
-    return folder
+    copy_with_batching(tmp_path / "models", "leukemia", batching, with_samples=False)
+    return tmp_path / "models"
 
 
 def post_concurrently(client: TestClient, bodies: list[bytes]) -> list:

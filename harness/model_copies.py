@@ -1,0 +1,28 @@
+"""Copies of models/ with one model's dynamic batching changed, for the tests and the
+benchmarks that compare a model batched and not."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from harness import MODELS_DIR
+
+
+def copy_with_batching(
+    dest: Path, model: str, batching: dict | None, *, with_samples: bool = True
+) -> dict | None:
+    """Copy models/ to `dest` (replacing what is there), `model`'s config with `batching` as
+    its "batching" key, or without the key when `batching` is None; return the key's value
+    in the shipped config (None when it has none)."""
+    shutil.rmtree(dest, ignore_errors=True)
+    ignore = None if with_samples else shutil.ignore_patterns("samples")
+    shutil.copytree(MODELS_DIR, dest, ignore=ignore)
+    path = dest / model / "config.json"
+    config = json.loads(path.read_text())
+    shipped = config.pop("batching", None)
+    if batching is not None:
+        config["batching"] = batching
+    path.write_text(json.dumps(config, indent=2) + "\n")
+    return shipped
