@@ -9,6 +9,7 @@ fresh stack:
     PYTHONPATH=. .venv/bin/python -m bench.cpu_split                       # the defaults
     PYTHONPATH=. .venv/bin/python -m bench.cpu_split MLSERVE_INLINE_MAX_PIXELS=0 \\
         MLSERVE_INLINE_MAX_PIXELS=4096 --rounds 3                          # an A/B
+    PYTHONPATH=. .venv/bin/python -m bench.cpu_split --target web,web-v2   # /predict vs V2
 
 CPU per request moves less than req/s with the machine's other load, so it tells a change's
 cost apart from noise in fewer rounds; on a busy shared machine it still moved by 1.5x
@@ -19,6 +20,7 @@ with the gateway's small images per call to model_api (`images_per_call`).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from pathlib import Path
 
@@ -32,6 +34,12 @@ from bench.peers.targets import MNIST_CAP
 from harness.metrics import metric
 
 CLIENTS = 32
+TARGETS = {
+    "web": ("web", "/predict", "multipart"),
+    "web-v2": ("web", "/v2/models/mnist/infer", "v2"),
+    "model_api": ("model_api", "/v1/models/mnist/predict?app_type=cli", "multipart"),
+}
+"""Where a round's load goes: (service, path, body format: bench/peers/wrk.lua's)."""
 PER_SECOND = MNIST_CAP
 """Images a round's slice holds per second: above what the stack answers on any machine
 seen (a stack that outruns it repeats images, gets cache hits, and the round is refused)."""
@@ -54,14 +62,12 @@ def measure(
         pids = {}
         for service in SERVICES:
             pids[service] = [process.pid for process in process_tree(stack.pid(service))]
-        if target == "model_api":
-            url = stack.base_url("model_api") + "/v1/models/mnist/predict?app_type=cli"
-        else:
-            url = stack.base_url("web") + "/predict"
-        run_wrk(url, images.take(3 * PER_SECOND), clients, 2)  # warm-up
+        base, path, body = TARGETS[target]
+        url = stack.base_url(base) + path
+        run_wrk(url, images.take(3 * PER_SECOND), clients, 2, body=body)  # warm-up
         calls_before = _images_per_call(stack)
         before = {service: cpu_seconds(p) for service, p in pids.items()}
-        result = run_wrk(url, images.take(seconds * PER_SECOND), clients, seconds)
+        result = run_wrk(url, images.take(seconds * PER_SECOND), clients, seconds, body=body)
         after = {service: cpu_seconds(p) for service, p in pids.items()}
         calls_after = _images_per_call(stack)
     finally:
@@ -93,21 +99,28 @@ def main() -> int:
     parser.add_argument(
         "sets", nargs="*", help="settings, one set per argument: VAR=VALUE[,VAR=VALUE...]"
     )
-    parser.add_argument("--target", choices=("web", "model_api"), default="web")
+    parser.add_argument(
+        "--target",
+        default="web",
+        help=f"one of {', '.join(TARGETS)}, or several, comma-separated, to take turns",
+    )
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--clients", type=int, default=CLIENTS)
     parser.add_argument("--duration", type=int, default=8, help="seconds per round")
     parser.add_argument("--out", type=Path, help="also append the JSON lines to this file")
     args = parser.parse_args()
+    targets = args.target.split(",")
+    if unknown := set(targets) - set(TARGETS):
+        parser.error(f"unknown target(s): {', '.join(sorted(unknown))}")
     sets = [
         dict(pair.split("=", 1) for pair in item.split(",")) for item in args.sets if "=" in item
     ] or [{}]
     per_set = args.rounds * (args.duration + 3) * PER_SECOND
-    pack = ensure_pack("mnist", len(sets) * per_set)
+    pack = ensure_pack("mnist", len(sets) * len(targets) * per_set)
     images = SliceAllocator(pack)
     for _ in range(args.rounds):
-        for env in sets:
-            line = json.dumps(measure(env, images, args.target, args.duration, args.clients))
+        for env, target in itertools.product(sets, targets):
+            line = json.dumps(measure(env, images, target, args.duration, args.clients))
             print(line, flush=True)
             if args.out is not None:
                 with args.out.open("a") as out:

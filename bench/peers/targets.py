@@ -194,6 +194,13 @@ def all_targets() -> list[Target]:
                     body="v2",
                 ),
                 Measurement(
+                    "mlserve-v2-hits",
+                    "MLServe full stack, V2 infer (binary BYTES), cache hits",
+                    "same",
+                    path="/v2/models/mnist/infer",
+                    body="v2",
+                ),
+                Measurement(
                     "model-api-unique",
                     "model_api direct, unique images",
                     "unique",
