@@ -3,10 +3,11 @@
 1. the machine: nvidia-smi, onnxruntime's version and providers;
 2. parity: both models on CUDA and on the CPU, same random batches, max |diff| <= 1e-3;
 3. raw ONNX Runtime throughput per provider, model and batch size;
-4. the real model_api (`python -m model_api`, no Redis) under 64 keep-alive clients posting
-   unique PNGs, for a few MLSERVE_WORKERS values (and one CPU run to compare); with
-   `--batching`, each of those runs twice in turn, as shipped and with mnist's dynamic
-   batching on (`BATCHING`, every image decoded in a thread so that batches form: an image
+4. the real model_api (`python -m model_api`, no Redis) serving `--model` (mnist unless
+   told) under 64 keep-alive clients posting unique PNGs, for a few MLSERVE_WORKERS values
+   (and one CPU run to compare); with `--batching`, each of those runs twice in turn, with
+   the model's dynamic batching off and on (its shipped `batching`, or `BATCHING` for a
+   model that ships none; every image decoded in a thread so that batches form: an image
    small enough to be worked on the event loop meets an idle batcher and runs alone);
 5. everything into --out, and a summary.
 
@@ -36,9 +37,9 @@ from summary import print_summary
 ROOT = served.ROOT
 MODELS = ["mnist", "leukemia"]
 BATCH_SIZES = [1, 32, 256]
-LOAD_MODEL = "mnist"
 BATCHING = {"max_batch_size": 64, "max_queue_delay_ms": 2, "max_queue_size": 1024}
-"""`--batching`: the load model's batching, as bench/results/gpu_batching.md measured it."""
+"""`--batching`, for a model that ships no batching of its own (mnist): the batching
+bench/results/gpu_batching.md measured."""
 
 
 class StepTimeout(Exception):
@@ -122,13 +123,16 @@ class Check:
         self.gpu = not args.cpu_smoke
         self.candidate = ort_bench.CUDA if self.gpu else ort_bench.CPU
         self.deadline = time.monotonic() + args.time_budget
-        self.batched_models: Path | None = None  # --batching: models/ with BATCHING
+        self.model = args.model
+        shipped = served.shipped_batching(self.model)
+        self.batching = shipped or BATCHING  # --batching: the "on" of the comparison
+        self.models_dirs: dict[bool, Path] = {}  # --batching: models/ copies, off and on
         self.failures: list[str] = []
         self.report: dict = {
             "mode": "gpu" if self.gpu else "cpu-smoke",
             "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "host": socket.gethostname(),
-            "load_model": LOAD_MODEL,
+            "load_model": self.model,
             "step_seconds": {},
         }
 
@@ -197,14 +201,17 @@ class Check:
         self.report["load"] = runs = []
         per_run = self.args.warmup + self.args.duration + 25
         if self.args.batching:
-            self.batched_models = served.models_with_batching(LOAD_MODEL, BATCHING)
+            self.models_dirs = {
+                on: served.models_with_batching(self.model, self.batching if on else None)
+                for on in (False, True)
+            }
         for provider, workers, batched in self.load_runs():
             if time.monotonic() + per_run > self.deadline:
                 runs.append(
                     {
                         "provider": provider,
                         "workers": workers,
-                        "batching": BATCHING if batched else None,
+                        "batching": self.batching if batched else None,
                         "skipped": "no time left",
                     }
                 )
@@ -222,21 +229,20 @@ class Check:
     def load_one(self, provider: str, workers: int, batched: bool) -> dict:
         args = self.args
         settings = {}
+        if self.models_dirs:
+            settings["MLSERVE_MODELS_DIR"] = str(self.models_dirs[batched])
         if batched:  # every image through a thread, or a small one meets an idle batcher
-            settings = {
-                "MLSERVE_MODELS_DIR": str(self.batched_models),
-                "MLSERVE_INLINE_MAX_PIXELS": "0",
-            }
+            settings["MLSERVE_INLINE_MAX_PIXELS"] = "0"
         row: dict = {
             "provider_asked": provider,
             "workers": workers,
-            "batching": BATCHING if batched else None,
+            "batching": self.batching if batched else None,
             "settings": settings,
         }
         wanted = ort_bench.CUDA if provider == "cuda" else ort_bench.CPU
         ready_timeout = 90 if self.gpu else 60
         with served.running_model_api(
-            LOAD_MODEL, provider, workers, ready_timeout, settings
+            self.model, provider, workers, ready_timeout, settings
         ) as server:
             row["ready"] = server.ready
             row["all_workers_started"] = server.all_workers_started
@@ -247,7 +253,7 @@ class Check:
             plan = loadgen.LoadPlan(
                 host="127.0.0.1",
                 port=server.port,
-                path=f"/v1/models/{LOAD_MODEL}/predict",
+                path=f"/v1/models/{self.model}/predict",
                 clients=args.clients,
                 processes=args.client_processes,
                 warmup_s=args.warmup,
@@ -317,9 +323,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, help="concurrent keep-alive clients")
     parser.add_argument("--seed", type=int, default=20261126)
     parser.add_argument(
+        "--model", choices=MODELS, default="mnist", help="the model model_api serves under load"
+    )
+    parser.add_argument(
         "--batching",
         action="store_true",
-        help="load each run twice in turn: as shipped, and with mnist's dynamic batching on",
+        help="load each run twice in turn: the model's dynamic batching off, and on",
     )
     args = parser.parse_args(argv)
     smoke = args.cpu_smoke

@@ -122,11 +122,17 @@ class ModelApi:
         return self.process.returncode
 
 
-def models_with_batching(model: str, batching: dict) -> Path:
-    """A copy of models/ in a new temporary folder, `model`'s config with `batching`."""
+def models_with_batching(model: str, batching: dict | None) -> Path:
+    """A copy of models/ in a new temporary folder, `model`'s config with `batching` (without
+    any when None)."""
     dest = Path(tempfile.mkdtemp(prefix="mlserve-gpu-models-")) / "models"
     copy_with_batching(dest, model, batching)
     return dest
+
+
+def shipped_batching(model: str) -> dict | None:
+    """The "batching" of `model`'s shipped config (None when it has none)."""
+    return json.loads((ROOT / "models" / model / "config.json").read_text()).get("batching")
 
 
 @contextlib.contextmanager

@@ -7,27 +7,45 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
-from harness import ROOT
+import pytest
+
+from harness import MODELS_DIR, ROOT
 
 
-def test_the_gpu_check_runs_on_the_cpu_with_and_without_batching(tmp_path) -> None:
+def shipped_batching(model: str) -> dict:
+    return json.loads((MODELS_DIR / model / "config.json").read_text())["batching"]
+
+
+@pytest.mark.parametrize(
+    ("model", "max_batch_size"),
+    [("mnist", 64), ("leukemia", shipped_batching("leukemia")["max_batch_size"])],
+)
+def test_the_gpu_check_runs_on_the_cpu_with_and_without_batching(
+    tmp_path, model: str, max_batch_size: int
+) -> None:
+    """mnist ships unbatched: the check's own batching is its "on"; leukemia ships batched:
+    its own batching is "on", and "off" is a copy without it."""
     report_path = tmp_path / "gpu_check.json"
     argv = ["scripts/gpu_check.sh", "--cpu-smoke", "--batching", "--workers", "1"]
+    argv += ["--model", model]
     done = subprocess.run(
         [*argv, "--duration", "1", "--out", str(report_path)],
         cwd=ROOT,
-        env={**os.environ, "PYTHON": sys.executable},
+        env={**os.environ, "PYTHON": sys.executable, "TMPDIR": str(tmp_path)},  # its copies
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     report = json.loads(report_path.read_text())
-    assert report["passed"] and report["mode"] == "cpu-smoke"
+    assert report["passed"] and report["mode"] == "cpu-smoke" and report["load_model"] == model
     assert {row["provider"] for row in report["parity"]} == {"CPUExecutionProvider"}
     plain, batched = report["load"]
-    assert plain["batching"] is None and batched["batching"]["max_batch_size"] == 64
+    assert plain["batching"] is None and batched["batching"]["max_batch_size"] == max_batch_size
+    off_models = Path(plain["settings"]["MLSERVE_MODELS_DIR"])
+    assert "batching" not in json.loads((off_models / model / "config.json").read_text())
     for row in (plain, batched):
         assert row["workers"] == 1 and row["errors"] == 0 and row["ok"] > 0
         assert row["ready"]["provider"] == "CPUExecutionProvider"
