@@ -10,6 +10,11 @@ from pathlib import Path
 from harness import MODELS_DIR
 
 
+def shipped_batching(model: str) -> dict | None:
+    """The "batching" of `model`'s shipped config (None when it has none)."""
+    return json.loads((MODELS_DIR / model / "config.json").read_text()).get("batching")
+
+
 def copy_with_batching(
     dest: Path, model: str, batching: dict | None, *, with_samples: bool = True
 ) -> dict | None:

@@ -34,6 +34,8 @@ import ort_bench
 import served
 from summary import print_summary
 
+from harness.model_copies import shipped_batching
+
 ROOT = served.ROOT
 MODELS = ["mnist", "leukemia"]
 BATCH_SIZES = [1, 32, 256]
@@ -124,7 +126,7 @@ class Check:
         self.candidate = ort_bench.CUDA if self.gpu else ort_bench.CPU
         self.deadline = time.monotonic() + args.time_budget
         self.model = args.model
-        shipped = served.shipped_batching(self.model)
+        shipped = shipped_batching(self.model)
         self.batching = shipped or BATCHING  # --batching: the "on" of the comparison
         self.models_dirs: dict[bool, Path] = {}  # --batching: models/ copies, off and on
         self.failures: list[str] = []

@@ -130,11 +130,6 @@ def models_with_batching(model: str, batching: dict | None) -> Path:
     return dest
 
 
-def shipped_batching(model: str) -> dict | None:
-    """The "batching" of `model`'s shipped config (None when it has none)."""
-    return json.loads((ROOT / "models" / model / "config.json").read_text()).get("batching")
-
-
 @contextlib.contextmanager
 def running_model_api(
     model: str,

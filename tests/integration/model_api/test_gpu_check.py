@@ -11,11 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import MODELS_DIR, ROOT
-
-
-def shipped_batching(model: str) -> dict:
-    return json.loads((MODELS_DIR / model / "config.json").read_text())["batching"]
+from harness import ROOT
+from harness.model_copies import shipped_batching
 
 
 @pytest.mark.parametrize(
