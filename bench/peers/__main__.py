@@ -24,7 +24,7 @@ from bench.peers.pack import WORK_DIR, ensure_pack
 from bench.peers.processes import ROOT
 from bench.peers.rounds import Runner, Settings, images_needed
 from bench.peers.targets import all_targets, select
-from harness.model_copies import copy_with_batching
+from harness.model_copies import copy_with_batching, shipped_batching
 
 RESULTS = ROOT / "bench" / "results" / "peers.json"
 PEER_FAMILIES = {"litserve": "litserve", "bentoml": "bentoml"}
@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(args.rounds, args.duration, args.warmup, args.concurrency, args.wrk_threads)
     shutil.rmtree(WORK_DIR / "runs", ignore_errors=True)
     packs = {kind: ensure_pack(kind, n) for kind, n in images_needed(chosen, settings).items() if n}
-    shipped_batching = copy_with_batching(WORK_DIR / "models-nobatch", "leukemia", None)
+    if any(t.name == "leukemia-off" for t, _ in chosen):
+        copy_with_batching(WORK_DIR / "models-nobatch", "leukemia", None)
     started, began = time.monotonic(), datetime.datetime.now(datetime.UTC)
     facts = {"machine": machine.machine(), "versions": machine.versions()}
     total = sum(len(ms) for _, ms in chosen)
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         "elapsed_s": round(elapsed, 1),
         "settings": vars(settings),
         **facts,
-        "leukemia_batching_as_shipped": shipped_batching,
+        "leukemia_batching_as_shipped": shipped_batching("leukemia"),
         "targets": {
             t.name: {
                 "family": t.family,
