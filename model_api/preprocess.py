@@ -30,6 +30,13 @@ from model_api.model_config import (
     ResizeStep,
 )
 
+PREPROCESS_REVISION = 1
+"""What this module computes, as a number. It is part of every model's digest (the model
+identity in cache keys), so cached answers follow it. Bump it whenever a change to this module
+changes what any step computes, and re-pin the golden hashes with
+`python -m tests.unit.model_api.golden_preprocess --write`
+(tests/unit/model_api/test_preprocess_golden.py fails until both are done)."""
+
 WHITE = 255
 
 
