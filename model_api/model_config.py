@@ -8,10 +8,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mlserve_common.model_folders import CONFIG_FILE, available_models
 from model_api.errors import ModelNotFoundError
@@ -138,6 +148,71 @@ class BatchingConfig(_Strict):
     """Images that may wait; past it a request gets 503 with Retry-After, never a hang."""
 
 
+class LatestVersions(_Strict):
+    """Serve the `latest` highest-numbered versions present (fewer if fewer exist)."""
+
+    latest: int = Field(ge=1)
+    """How many of the newest versions to serve."""
+
+
+class SpecificVersions(_Strict):
+    """Serve exactly the listed versions; one missing on disk is an error."""
+
+    specific: list[int] = Field(min_length=1)
+    """Version numbers (>= 1, distinct) that must all be present."""
+
+    @field_validator("specific")
+    @classmethod
+    def _distinct_positive(cls, versions: list[int]) -> list[int]:
+        if any(v < 1 for v in versions):
+            raise ValueError("versions.specific: version numbers must be >= 1")
+        if len(set(versions)) != len(versions):
+            raise ValueError("versions.specific: version numbers must be distinct")
+        return versions
+
+
+class _NoOptions(_Strict):
+    """`{}`: the policy it belongs to takes no options."""
+
+
+class AllVersions(_Strict):
+    """Serve every version present (Triton's `{"all": {}}`)."""
+
+    all: _NoOptions = _NoOptions()
+    """Always `{}`."""
+
+
+VERSION_POLICY_KEYS = ("latest", "specific", "all")
+"""The one key a `versions` object holds, as in Triton's `version_policy`."""
+
+
+def _policy_kind(value: Any) -> str | None:
+    """The tag of a version policy: its one key (None, hence a clear error, otherwise)."""
+    if isinstance(value, BaseModel):
+        value = value.model_dump()
+    if isinstance(value, dict) and len(value) == 1:
+        key = next(iter(value))
+        if key in VERSION_POLICY_KEYS:
+            return key
+    return None
+
+
+VersionPolicy = Annotated[
+    Annotated[LatestVersions, Tag("latest")]
+    | Annotated[SpecificVersions, Tag("specific")]
+    | Annotated[AllVersions, Tag("all")],
+    Discriminator(
+        _policy_kind,
+        custom_error_type="version_policy",
+        custom_error_message=(
+            "versions must be an object with exactly one of the keys 'latest', 'specific', "
+            'or \'all\', e.g. {"latest": 1}, {"specific": [1, 3]} or {"all": {}}'
+        ),
+    ),
+]
+"""Which of a model's numbered versions are served (Triton's `version_policy`)."""
+
+
 class ModelConfig(_Strict):
     """Everything model_api needs to know about one model, besides its weights."""
 
@@ -150,6 +225,8 @@ class ModelConfig(_Strict):
     preprocess: list[PreprocessStep] = Field(min_length=2)
     batching: BatchingConfig | None = None
     """Off when absent: batching pays only where a session run has a fixed cost to share."""
+    versions: VersionPolicy = LatestVersions(latest=1)
+    """Which numbered versions are served; absent: the newest one (`{"latest": 1}`)."""
 
     @field_validator("preprocess")
     @classmethod
@@ -216,22 +293,116 @@ FLAT_VERSION = "1"
 """The version a model folder without version sub-folders (`models/<name>/model.onnx`) has."""
 
 
-def model_versions(models_dir: Path, config: ModelConfig) -> dict[str, Path]:
-    """Each version of a model and its `.onnx` file, oldest first.
+NOT_OVERRIDABLE = ("name", "versions")
+"""Top-level fields a version's own `config.json` may not replace: they belong to the model."""
+
+
+@dataclass(frozen=True)
+class ServedVersion:
+    """One served version: its weights and the config it runs with."""
+
+    path: Path
+    """The version's `.onnx` file."""
+    config: ModelConfig
+    """The model's config with this version's `config.json` (if any) laid over it."""
+
+
+def version_config(config: ModelConfig, path: Path) -> ModelConfig:
+    """`config` with the top-level fields of the version override file `path` replacing its own.
+
+    The override is shallow (a field given replaces the model's whole field) and may not
+    touch `name` or `versions`; the result is validated as a whole `ModelConfig`.
+    """
+    try:
+        override = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ValueError(f"{path}: not valid JSON: {exc}") from exc
+    if not isinstance(override, dict):
+        raise ValueError(f"{path}: a version's config must be a JSON object")
+    refused = [key for key in NOT_OVERRIDABLE if key in override]
+    if refused:
+        raise ValueError(
+            f"{path}: a version's config may not override {', '.join(refused)} "
+            "(set it in the model's own config.json)"
+        )
+    data = config.model_dump(mode="json")
+    data.update(override)
+    try:
+        return ModelConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(f"{path}: invalid version config: {exc}") from exc
+
+
+def _numbered_folders(folder: Path, config: ModelConfig) -> dict[int, Path]:
+    """Numbered sub-folders that hold the model's file or their own `config.json`."""
+    if not folder.is_dir():
+        return {}
+    return {
+        int(p.name): p
+        for p in folder.iterdir()
+        if p.is_dir()
+        and p.name.isascii()
+        and p.name.isdigit()
+        and ((p / config.file).is_file() or (p / CONFIG_FILE).is_file())
+    }
+
+
+def _select(policy: VersionPolicy, present: list[int], where: str) -> list[int]:
+    """The versions `policy` serves out of `present` (ascending), oldest first."""
+    if isinstance(policy, LatestVersions):
+        return present[-policy.latest :]
+    if isinstance(policy, SpecificVersions):
+        missing = sorted(set(policy.specific) - set(present))
+        if missing:
+            raise ModelNotFoundError(
+                f"versions.specific asks for version(s) {', '.join(map(str, missing))}"
+                f" not present in {where}"
+                f" (present: {', '.join(map(str, present)) or 'none'})"
+            )
+        return sorted(policy.specific)
+    return present
+
+
+def served_versions(models_dir: Path, config: ModelConfig) -> dict[str, ServedVersion]:
+    """The versions of a model that its `versions` policy serves, oldest (lowest) first.
 
     Versioned layout: `models/<name>/<N>/model.onnx` (N an integer, as Triton numbers them),
-    one `config.json` beside the version folders. Flat layout (`models/<name>/model.onnx`):
-    one version, "1".
+    one `config.json` beside the version folders; a version folder may hold its own
+    `config.json` whose top-level fields replace the model's for that version only (see
+    `version_config`). Flat layout (`models/<name>/model.onnx`, no numbered folder): one
+    version, "1". The policy (default `{"latest": 1}`) then picks: the N highest numbers,
+    exactly the listed ones (one missing raises `ModelNotFoundError`), or all of them.
     """
     folder = models_dir / config.name
-    numbered = sorted(
-        (int(p.name), p / config.file)
-        for p in folder.iterdir()
-        if p.is_dir() and p.name.isdigit() and (p / config.file).is_file()
-    )
+    numbered = _numbered_folders(folder, config)
     if numbered:
-        return {str(number): path for number, path in numbered}
+        served = {}
+        for number in _select(config.versions, sorted(numbered), str(folder)):
+            version_dir = numbered[number]
+            override = version_dir / CONFIG_FILE
+            own = version_config(config, override) if override.is_file() else config
+            path = version_dir / own.file
+            if not path.is_file():
+                raise ModelNotFoundError(
+                    f"version {number} of model {config.name!r} has no {own.file} in {version_dir}"
+                )
+            served[str(number)] = ServedVersion(path=path, config=own)
+        return served
     flat = folder / config.file
     if flat.is_file():
-        return {FLAT_VERSION: flat}
+        where = f"{folder} (flat layout: one version, {FLAT_VERSION})"
+        _select(config.versions, [int(FLAT_VERSION)], where)
+        return {FLAT_VERSION: ServedVersion(path=flat, config=config)}
     raise ModelNotFoundError(f"model {config.name!r} has no {config.file} in {folder}")
+
+
+def model_versions(models_dir: Path, config: ModelConfig) -> dict[str, Path]:
+    """Each served version of a model and its `.onnx` file, oldest first.
+
+    The `.onnx` files of `served_versions` (see there for the layouts). Note that the
+    `versions` policy now applies: with none in config.json it is `{"latest": 1}`, so a
+    folder with versions 1 and 2 serves only "2" unless it asks for `{"all": {}}`; a flat
+    model (as shipped) still serves its one version, "1". A version's own `config.json` is
+    not reflected here: use `served_versions` for each version's config.
+    """
+    return {version: sv.path for version, sv in served_versions(models_dir, config).items()}

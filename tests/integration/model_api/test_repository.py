@@ -4,6 +4,7 @@ Redis): several models, versioned folders, load and unload through the V2 routes
 from __future__ import annotations
 
 import base64
+import json
 import shutil
 from pathlib import Path
 
@@ -25,10 +26,13 @@ def client_for(models_dir: Path, redis_url: str, **overrides) -> TestClient:
 
 @pytest.fixture
 def versioned(tmp_path: Path) -> Path:
-    """models/ with mnist in two numbered versions (the second a different file) and
-    leukemia flat, as shipped."""
+    """models/ with mnist in two numbered versions (the second a different file), both
+    served (`versions: all`), and leukemia flat, as shipped."""
     folder = tmp_path / "models"
     shutil.copytree(MODELS_DIR, folder, ignore=shutil.ignore_patterns("samples"))
+    config_path = folder / "mnist" / "config.json"
+    config = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps({**config, "versions": {"all": {}}}))
     flat = folder / "mnist" / "model.onnx"
     for version in ("1", "2"):
         (folder / "mnist" / version).mkdir()
