@@ -26,11 +26,15 @@ def answer(prediction: bytes, cached: bool, app_type: str, timings: dict[str, fl
 
 
 def is_prediction(
-    raw: bytes, model: str, version: str, labels: Sequence[str] | None = None
+    raw: bytes,
+    model: str,
+    digest: str,
+    labels: Sequence[str] | None = None,
+    image_sha256: str | None = None,
 ) -> bool:
-    """True when cached bytes are a whole prediction of this model version, its label one
-    of `labels` when they are known (a foreign or corrupt value is not: a miss, which
-    model_api answers and overwrites)."""
+    """True when cached bytes are a whole prediction of the model with this digest, its
+    label one of `labels` and its receipt this image's when they are known (a foreign or
+    corrupt value is not: a miss, which model_api answers and overwrites)."""
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -38,7 +42,8 @@ def is_prediction(
     return (
         isinstance(value, dict)
         and value.get("model") == model
-        and value.get("version") == version
+        and value.get("digest") == digest
+        and (image_sha256 is None or value.get("sha256") == image_sha256)
         and isinstance(value.get("label"), str)
         and (labels is None or value["label"] in labels)
         and isinstance(value.get("probabilities"), dict)

@@ -1,6 +1,9 @@
 """The prediction cache's keys, computed the same way wherever the cache is read: by
 model_api (which reads and writes it) and by the gateway (which answers repeats from it).
 
+A key names the model by its digest (`model_api.model_identity`): everything that shapes
+an answer, so an answer never outlives the model that gave it.
+
 Every part is length-prefixed, so no two different requests share a key.
 """
 
@@ -9,29 +12,44 @@ from __future__ import annotations
 import hashlib
 
 KEY_PREFIX = "mlserve:prediction:"
+DIGEST_PREFIX = "mlserve:model-digest:"
 
 
-def cache_key(app_type: str, model_name: str, model_version: str, image: bytes) -> str:
-    """SHA-256 over app type, model name, model version and the exact image bytes.
+def model_digest_key(model_name: str) -> str:
+    """Where Redis holds the digest of the model `/predict` answers with now: written by
+    model_api whenever it loads a model, read by the gateway with every cache lookup, so
+    that it never answers from an entry of a model that has since been reloaded."""
+    return DIGEST_PREFIX + model_name
 
-    Each text part is length-prefixed, so no two different requests share a key.
+
+def image_sha256(image: bytes) -> str:
+    """Hex SHA-256 of an image's exact bytes: what a client names it by when it asks by
+    content (`GET /v1/models/{name}/predictions/{sha256}`), and the receipt in an answer."""
+    return hashlib.sha256(image).hexdigest()
+
+
+def cache_key(app_type: str, model_name: str, model_digest: str, image_digest: str) -> str:
+    """SHA-256 over app type, model name, model digest and the image's SHA-256 (hex).
+
+    The image enters by its digest, so a client that holds only the digest can ask whether
+    an answer is stored (see `image_sha256`). Each part is length-prefixed, so no two
+    different requests share a key.
     """
     digest = hashlib.sha256()
-    for part in (str(app_type), model_name, model_version):
+    for part in (str(app_type), model_name, model_digest, image_digest):
         encoded = part.encode()
         digest.update(len(encoded).to_bytes(4, "big"))
         digest.update(encoded)
-    digest.update(image)
     return KEY_PREFIX + digest.hexdigest()
 
 
 def v2_cache_key(
     model_name: str,
-    model_version: str,
+    model_digest: str,
     inputs: list[tuple[str, str, tuple[int, ...], bytes]],
     outputs: list[str],
 ) -> str:
-    """SHA-256 over a V2 inference: the model and its version, each input's name, datatype,
+    """SHA-256 over a V2 inference: the model and its digest, each input's name, datatype,
     shape and bytes, and the outputs asked for; every part length-prefixed."""
     digest = hashlib.sha256()
 
@@ -41,7 +59,7 @@ def v2_cache_key(
 
     part(b"v2")
     part(model_name.encode())
-    part(model_version.encode())
+    part(model_digest.encode())
     for name, datatype, shape, raw in inputs:
         part(name.encode())
         part(datatype.encode())

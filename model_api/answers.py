@@ -15,8 +15,11 @@ from mlserve_common import answer_json
 from model_api.model_config import ModelConfig
 
 
-def encode_prediction(config: ModelConfig, version: str, row: np.ndarray) -> bytes:
-    """The `Prediction` JSON for one row of class probabilities."""
+def encode_prediction(
+    config: ModelConfig, version: str, digest: str, image_sha256: str, row: np.ndarray
+) -> bytes:
+    """The `Prediction` JSON for one row of class probabilities, with its receipt: the
+    model's version (folder) and digest, and the SHA-256 of the image it answers."""
     clipped = np.clip(row.astype(np.float64), 0.0, 1.0)
     index = int(clipped.argmax())  # on the array: np.argmax of a list converts it back first
     probabilities = clipped.tolist()
@@ -24,6 +27,8 @@ def encode_prediction(config: ModelConfig, version: str, row: np.ndarray) -> byt
         {
             "model": config.name,
             "version": version,
+            "digest": digest,
+            "sha256": image_sha256,
             "label": config.labels[index],
             "class_index": index,
             "confidence": probabilities[index],
@@ -32,32 +37,32 @@ def encode_prediction(config: ModelConfig, version: str, row: np.ndarray) -> byt
     )
 
 
-def is_prediction_of(raw: bytes, config: ModelConfig, version: str) -> bool:
-    """True when cached bytes are a prediction of this model version (a foreign or corrupt
-    value is a miss, and is overwritten)."""
-    return answer_json.is_prediction(raw, config.name, version, config.labels)
+def is_prediction_of(raw: bytes, config: ModelConfig, digest: str) -> bool:
+    """True when cached bytes are a prediction of the model with this digest (a foreign or
+    corrupt value is a miss, and is overwritten)."""
+    return answer_json.is_prediction(raw, config.name, digest, config.labels)
 
 
-def encode_v2(config: ModelConfig, version: str, rows: np.ndarray) -> bytes:
-    """What the cache keeps for a V2 inference: the model, its version and the output."""
+def encode_v2(config: ModelConfig, digest: str, rows: np.ndarray) -> bytes:
+    """What the cache keeps for a V2 inference: the model, its digest and the output."""
     return orjson.dumps(
         {
             "model": config.name,
-            "version": version,
+            "digest": digest,
             "shape": list(rows.shape),
             "data": rows.astype(np.float64).ravel().tolist(),
         }
     )
 
 
-def is_v2_of(raw: bytes, config: ModelConfig, version: str) -> bool:
-    """True when cached bytes are a V2 output of this model version, whole."""
+def is_v2_of(raw: bytes, config: ModelConfig, digest: str) -> bool:
+    """True when cached bytes are a V2 output of the model with this digest, whole."""
     try:
         value = orjson.loads(raw)
         shape = value["shape"]
         return (
             value["model"] == config.name
-            and value["version"] == version
+            and value["digest"] == digest
             and len(shape) == 2
             and shape[1] == len(config.labels)
             and len(value["data"]) == shape[0] * shape[1]

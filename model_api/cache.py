@@ -116,6 +116,16 @@ class PredictionCache:
         self.state = state
         metrics.CACHE_UP.set(int(state is CacheState.ok))
 
+    async def get(self, key: str) -> bytes | None:
+        """The stored value, or None (also while Redis is down)."""
+        if self.state is not CacheState.ok:
+            return None
+        try:
+            return await self.client.call("GET", key)  # type: ignore[union-attr]
+        except RedisPipeError as exc:
+            self._mark_down(exc)
+            return None
+
     async def put(self, key: str, value: bytes, release_lease: bool = False) -> None:
         """Store a prediction with the TTL; with `release_lease`, drop the lease in the same
         round trip (nothing is left behind). Skipped while Redis is down."""

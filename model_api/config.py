@@ -59,6 +59,9 @@ class Settings(HttpLimitSettings):
     singleflight_lease_ms: int = Field(5000, ge=100)
     """Identical misses in other workers or replicas wait for the one holding this Redis
     lease; if no answer comes within it (say the holder crashed), they infer themselves."""
+    reload_timeout_seconds: float = Field(30.0, gt=0)
+    """How long a load call waits for every worker and replica to follow a reload before
+    it answers 503 `reload_incomplete` (the reload goes on where it reached)."""
     access_log: bool = False
     """Log every request (off: a log line costs more than a cache hit)."""
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)

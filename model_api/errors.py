@@ -58,3 +58,26 @@ class OverloadedError(MLServeError):
     status_code = 503
     code = "overloaded"
     headers = {"Retry-After": "1"}
+
+
+class ReloadNotFollowedError(MLServeError):
+    """A reload did not reach every worker in time: the old model may still answer there."""
+
+    status_code = 503
+    code = "reload_incomplete"
+    headers = {"Retry-After": "1"}
+
+
+class NotCachedError(MLServeError):
+    """Asked by content: no answer is stored for that image (upload it to get one)."""
+
+    status_code = 404
+    code = "not_cached"
+
+
+class CacheUnavailableError(MLServeError):
+    """Asked by content while the cache cannot be read."""
+
+    status_code = 503
+    code = "cache_unavailable"
+    headers = {"Retry-After": "1"}

@@ -13,6 +13,7 @@ import onnxruntime as ort
 
 from model_api import metrics
 from model_api.model_config import ModelConfig, file_sha256
+from model_api.model_identity import model_digest
 
 log = logging.getLogger("model_api")
 
@@ -61,8 +62,10 @@ class ModelRunner:
     ) -> None:
         self.config = config
         self.path = path
+        self.version_name = version_name
         self.metrics = metrics.for_model(config.name, version_name)
-        self.version = file_sha256(self.path)
+        self.digest = model_digest(file_sha256(self.path), config)
+        """What answers are keyed and receipted by (see `model_api.model_identity`)."""
         ort.disable_telemetry_events()  # nothing leaves the stack (and exit never waits on it)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
@@ -88,9 +91,10 @@ class ModelRunner:
         )
         self._warm_up()
         log.info(
-            "loaded model %s version %s on %s (%d threads)",
+            "loaded model %s version %s (digest %s) on %s (%d threads)",
             config.name,
-            self.version[:12],
+            version_name,
+            self.digest[:12],
             self.provider,
             threads,
         )

@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from mlserve_common import answer_json
-from mlserve_common.cache_keys import cache_key
+from mlserve_common.cache_keys import cache_key, image_sha256
 from model_api import answers
 from model_api.batching import Batcher
 from model_api.cache import PredictionCache
@@ -93,16 +93,34 @@ class Predictor:
 
     async def predict(self, image: bytes, app_type: str) -> bytes:
         """The model's answer for these exact bytes, from the cache when it has it."""
-        key = cache_key(app_type, self.runner.config.name, self.runner.version, image)
+        sha256 = image_sha256(image)
+        key = self._key(app_type, sha256)
         start = self._begin()
         try:
-            outcome = await self.flight.run(key, lambda: self._compute(key, image))
+            outcome = await self.flight.run(key, lambda: self._compute(key, image, sha256))
         except BaseException as exc:
             self._failed(exc)
             raise
         total_ms = self._succeeded(outcome, start)
         timings = {**outcome.timings, "total_ms": total_ms}
         return answer_json.answer(outcome.prediction, outcome.from_cache, app_type, timings)
+
+    async def stored(self, app_type: str, sha256: str) -> bytes | None:
+        """The answer an upload of the image whose SHA-256 is `sha256` would get from the
+        cache now, or None: asked by content, without the image and without inferring."""
+        start = time.perf_counter()
+        raw = await self.cache.get(self._key(app_type, sha256))
+        if raw is None or not answers.is_prediction_of(raw, self.runner.config, self.digest):
+            return None
+        timings = {"cache_lookup_ms": _ms(start), "total_ms": _ms(start)}
+        return answer_json.answer(raw, True, app_type, timings)
+
+    def _key(self, app_type: str, sha256: str) -> str:
+        return cache_key(app_type, self.runner.config.name, self.digest, sha256)
+
+    @property
+    def digest(self) -> str:
+        return self.runner.digest
 
     async def infer_v2(
         self, key: str, images: list[bytes] | None = None, tensor: np.ndarray | None = None
@@ -175,17 +193,18 @@ class Predictor:
         return self._encode_v2(rows), {"inference_ms": _ms(start)}
 
     def _encode_v2(self, rows: np.ndarray) -> bytes:
-        return answers.encode_v2(self.runner.config, self.runner.version, rows)
+        return answers.encode_v2(self.runner.config, self.digest, rows)
 
     def _readable(self, raw: bytes) -> bool:
-        return answers.is_prediction_of(raw, self.runner.config, self.runner.version)
+        return answers.is_prediction_of(raw, self.runner.config, self.digest)
 
     def _readable_v2(self, raw: bytes) -> bool:
-        return answers.is_v2_of(raw, self.runner.config, self.runner.version)
+        return answers.is_v2_of(raw, self.runner.config, self.digest)
 
-    async def _compute(self, key: str, image: bytes) -> tuple[bytes, dict[str, float]]:
-        row, timings = await self._infer_image(image, self._late_store(key, self._encode))
-        return self._encode(row), timings
+    async def _compute(self, key: str, image: bytes, sha256: str) -> tuple[bytes, dict[str, float]]:
+        encode = lambda row: self._encode(row, sha256)  # noqa: E731
+        row, timings = await self._infer_image(image, self._late_store(key, encode))
+        return encode(row), timings
 
     async def _infer_image(
         self, image: bytes, late: Callable[[np.ndarray], None] | None
@@ -280,8 +299,11 @@ class Predictor:
         timings["inference_ms"] = _ms(start)
         return row, timings
 
-    def _encode(self, row: np.ndarray) -> bytes:
-        return answers.encode_prediction(self.runner.config, self.runner.version, row)
+    def _encode(self, row: np.ndarray, sha256: str) -> bytes:
+        runner = self.runner
+        return answers.encode_prediction(
+            runner.config, runner.version_name, runner.digest, sha256, row
+        )
 
 
 def _deliver(job: Future, late: Callable) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
@@ -26,7 +27,12 @@ from mlserve_common.image_upload import read_image_bytes
 from mlserve_common.observability import new_request_id, request_id_var
 from mlserve_common.openapi import IMAGE_BODY
 from model_api import metrics
-from model_api.errors import InvalidParameterError, ModelNotReadyError
+from model_api.errors import (
+    CacheUnavailableError,
+    InvalidParameterError,
+    ModelNotReadyError,
+    NotCachedError,
+)
 from model_api.repository import ModelRepository
 from model_api.schemas import (
     AppType,
@@ -200,6 +206,48 @@ async def predict(
 ) -> Response:
     """Classify one image; repeated images are answered from the cache."""
     return await predict_image(request, model_name)
+
+
+SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+
+
+# One decorator per method: a multi-method route would give OpenAPI one operation id twice.
+@router.head(
+    "/v1/models/{model_name}/predictions/{sha256}",
+    tags=["models"],
+    operation_id="stored_prediction_head",
+)
+@router.get(
+    "/v1/models/{model_name}/predictions/{sha256}",
+    tags=["models"],
+    operation_id="stored_prediction",
+    responses={
+        200: {"model": PredictResponse, "description": "The stored answer."},
+        404: {"description": "`not_cached`: upload the image to get an answer."},
+    },
+)
+async def stored_prediction(
+    request: Request,
+    model_name: str,
+    sha256: str,
+    app_type: Annotated[AppType, Query(description="The front end asking.")] = AppType.cli,
+) -> Response:
+    """The answer an upload of the image with this SHA-256 would get from the cache now,
+    without the image and without inferring; 404 `not_cached` when there is none."""
+    service = serving(request, model_name)
+    if not SHA256.fullmatch(sha256):
+        raise InvalidRequestError(
+            f"{sha256[:80]!r} is not a SHA-256: give the image's digest as 64 hex digits"
+        )
+    answer = await service.predictor.stored(app_type.value, sha256.lower())
+    if answer is not None:
+        return Response(answer, media_type="application/json")
+    if not service.cache.up:
+        raise CacheUnavailableError("the cache cannot be read now; upload the image instead")
+    raise NotCachedError(
+        f"no answer of model {model_name!r} (digest {service.predictor.digest[:12]}) is stored "
+        "for that image; upload it to get one"
+    )
 
 
 @router.get("/metrics", tags=["health"], response_class=Response)

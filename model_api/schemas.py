@@ -18,7 +18,12 @@ class Prediction(BaseModel):
     """What the model said about one image; this is also what the cache stores."""
 
     model: str = Field(description="Name of the model that answered.")
-    version: str = Field(description="SHA-256 of the model's .onnx file.")
+    version: str = Field(description="The model version that answered (its folder: `1`, ...).")
+    digest: str = Field(
+        description="The model's digest: SHA-256 over its .onnx, the config fields that shape "
+        "an answer and the preprocessing revision. Cached answers are keyed by it."
+    )
+    sha256: str = Field(description="SHA-256 of the image's exact bytes: what was answered.")
     label: str = Field(description="The most probable class.")
     class_index: int = Field(ge=0, description="Index of `label` in the model's labels.")
     confidence: float = Field(ge=0, le=1, description="Probability of `label`.")
@@ -50,10 +55,13 @@ class TensorMetadata(BaseModel):
 
 
 class ModelMetadata(BaseModel):
-    """What is served: name, version, tensors, labels and the execution provider."""
+    """What is served: name, version, digest, tensors, labels and the execution provider."""
 
     name: str
     version: str
+    """The version's folder name (`1` for a folder without version sub-folders)."""
+    digest: str
+    """SHA-256 over everything that shapes an answer (see `model_api.model_identity`)."""
     description: str
     inputs: list[TensorMetadata]
     outputs: list[TensorMetadata]
@@ -76,6 +84,7 @@ class Readiness(BaseModel):
     status: str
     model: str
     version: str | None = None
+    digest: str | None = None
     provider: str | None = None
     cache: str
 

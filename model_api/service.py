@@ -65,7 +65,8 @@ class ModelService:
         config = self.runner.config
         return ModelMetadata(
             name=config.name,
-            version=self.runner.version,
+            version=self.version_name,
+            digest=self.runner.digest,
             description=config.description,
             inputs=[_tensor(config.input)],
             outputs=[_tensor(config.output)],

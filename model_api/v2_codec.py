@@ -235,9 +235,14 @@ class Output:
 
 
 def encode_response(
-    model: str, version: str, request_id: str | None, outputs: list[Output]
+    model: str,
+    version: str,
+    request_id: str | None,
+    outputs: list[Output],
+    parameters: dict | None = None,
 ) -> tuple[bytes, int | None]:
-    """The response body, and the JSON header's length when binary outputs follow."""
+    """The response body, and the JSON header's length when binary outputs follow;
+    `parameters` (the model's digest, say) go in the response's own `parameters`."""
     described, blobs = [], []
     for output in outputs:
         entry: dict = {
@@ -255,6 +260,8 @@ def encode_response(
     answer: dict = {"model_name": model, "model_version": version, "outputs": described}
     if request_id is not None:
         answer["id"] = request_id
+    if parameters:
+        answer["parameters"] = parameters
     head = orjson.dumps(answer)
     if not blobs:
         return head, None

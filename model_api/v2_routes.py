@@ -75,7 +75,11 @@ def model_metadata(service: ModelService, versions: list[str]) -> dict:
             {"name": IMAGE_INPUT, "datatype": "BYTES", "shape": [-1]},
         ],
         "outputs": [_tensor(config.output)],
-        "parameters": {"labels": config.labels, "description": config.description},
+        "parameters": {
+            "labels": config.labels,
+            "description": config.description,
+            "digest": service.runner.digest,
+        },
     }
 
 
@@ -155,7 +159,7 @@ async def answer_v2(
             )
     key = v2_cache_key(
         model_name,
-        service.runner.version,
+        service.runner.digest,
         [(tensor.name, tensor.datatype, tensor.shape, tensor.raw)],
         [o.name for o in wanted],
     )
@@ -174,6 +178,7 @@ async def answer_v2(
         service.version_name,
         parsed.id,
         [Output(config.output.name, rows, binary)],
+        {"digest": service.runner.digest},
     )
     return V2Answer(answer, length)
 

@@ -77,9 +77,6 @@ class Settings(HttpLimitSettings):
     PNG or JPEG: their work is long, and a client that leaves should cancel it, which a
     shared call cannot do. A V2 request shares a call only if its one input is such an
     image, or a tensor of at most this many elements."""
-    model_version_ttl_seconds: float = Field(5.0, gt=0)
-    """How long the gateway trusts the model version it last saw in model_api's answers (it
-    is part of the cache key): a newly loaded version is followed within this."""
     api_key: SecretStr | None = Field(
         None, validation_alias=AliasChoices("MLSERVE_API_KEY", "API_KEY")
     )

@@ -40,7 +40,7 @@ from mlserve_common.service_check import (  # noqa: E402
 from model_api.config import Settings  # noqa: E402
 from model_api.imaging import load_image, open_image  # noqa: E402
 from model_api.inference import CUDA, ModelRunner, gpu_visible  # noqa: E402
-from model_api.model_config import load_model_config, model_versions  # noqa: E402
+from model_api.model_config import load_model_config, served_versions  # noqa: E402
 from model_api.preprocess import preprocess  # noqa: E402
 
 
@@ -60,9 +60,13 @@ def load_runner(settings: Settings, model: str) -> ModelRunner:
     """The session model_api would serve: the model's latest version, its settings."""
     try:
         config = load_model_config(settings.models_dir, model)
-        version, path = list(model_versions(settings.models_dir, config).items())[-1]
+        version, served = list(served_versions(settings.models_dir, config).items())[-1]
         return ModelRunner(
-            config, path, settings.execution_provider, settings.intra_op_threads or 1, version
+            served.config,
+            served.path,
+            settings.execution_provider,
+            settings.intra_op_threads or 1,
+            version,
         )
     except Exception as exc:  # any reason the model does not load is this check's answer
         raise CheckFailed(f"{model}: the model does not load: {exc}") from exc
@@ -80,7 +84,8 @@ def check_provider(settings: Settings, runner: ModelRunner) -> str:
             f"onnxruntime offers {offered} (the GPU image and the NVIDIA runtime are needed)"
         )
     return (
-        f"{runner.config.name}: version {runner.version[:12]} loaded, runs on "
+        f"{runner.config.name}: version {runner.version_name} (digest {runner.digest[:12]}) "
+        "loaded, runs on "
         f"{runner.provider} (onnxruntime offers {offered})"
     )
 

@@ -3,16 +3,19 @@
 A cache hit through model_api costs two HTTP servers and a hop between them, most of a
 hit's time (README, Benchmarks: hits went from 0.28x to 0.86x the constant-JSON floor
 once the gateway answered them). The gateway computes the
-same key model_api does (`mlserve_common.cache_keys`: app type, model, version, image
-bytes), asks Redis once, and answers a hit itself with the same JSON model_api would give.
-Anything else (a miss, a corrupt or foreign value, Redis away) goes to model_api, which
-owns the cache: it infers, writes, and keeps single-flight. The gateway never writes.
+same key model_api does (`mlserve_common.cache_keys`: app type, model, model digest, the
+image's SHA-256), asks Redis once, and answers a hit itself with the same JSON model_api
+would give. Anything else (a miss, a corrupt or foreign value, Redis away) goes to
+model_api, which owns the cache: it infers, writes, and keeps single-flight. The gateway
+never writes.
 
-The key needs the model's version, which only model_api knows. The gateway learns it from
-model_api's own answers (every 200 names its model and version) and trusts it for
-`version_ttl` seconds; after that the next request goes to model_api and brings the version
-back. So a newly loaded version is followed within `version_ttl`, and a version the gateway
-has not seen is never guessed.
+The key needs the model's digest, which only model_api knows. The gateway learns it from
+model_api's answers (every 200 carries it), and checks it with every lookup: one MGET reads
+the stored answer and the digest model_api last loaded (`model_digest_key`). A hit is
+answered only when the two digests agree; otherwise the request goes to model_api and the
+gateway takes the new digest. A reload writes the new digest before its call answers, so
+from then on no entry of the old model is answered here, and a digest the gateway has not
+seen is never guessed.
 
 A lookup that finds nothing costs every miss a Redis round trip, for nothing: model_api
 looks the key up again anyway, as it claims it. So when `bypass_after` lookups in a row
@@ -30,7 +33,7 @@ import time
 import orjson
 
 from mlserve_common import answer_json
-from mlserve_common.cache_keys import cache_key
+from mlserve_common.cache_keys import cache_key, image_sha256, model_digest_key
 from mlserve_common.redis_pipe import RedisPipe, RedisPipeError
 from web_api.gateway import metrics
 
@@ -48,15 +51,13 @@ class HitCache:
         url: str,
         timeout: float,
         retry_seconds: float,
-        version_ttl: float,
         bypass_after: int = 0,
     ) -> None:
         """`bypass_after`: lookups in a row that found nothing before the bypass (0: never)."""
         self.client = RedisPipe(url, timeout) if url else None
         self.retry_seconds = retry_seconds
-        self.version_ttl = version_ttl
         self.bypass_after = bypass_after
-        self._versions: dict[str, tuple[str, float]] = {}
+        self._digests: dict[str, str] = {}
         self._down_until = 0.0
         self._misses_in_row = 0
         self._unsampled = 0
@@ -69,35 +70,32 @@ class HitCache:
         if self.client is not None:
             await self.client.close()
 
-    def version_of(self, model: str) -> str | None:
-        """The version model_api answered `model` with, if that was recent enough."""
-        known = self._versions.get(model)
-        if known is None or time.monotonic() - known[1] > self.version_ttl:
-            return None
-        return known[0]
+    def digest_of(self, model: str) -> str | None:
+        """The digest `model` last answered with, as far as the gateway knows."""
+        return self._digests.get(model)
 
     @property
     def bypassing(self) -> bool:
         return 0 < self.bypass_after <= self._misses_in_row
 
     def learn(self, model: str, answer: bytes) -> None:
-        """Note the version in a 200 answer of model_api's for `model`, and whether it came
+        """Note the digest in a 200 answer of model_api's for `model`, and whether it came
         from the cache (a repeat: look every request up again)."""
         try:
             value = orjson.loads(answer)
         except orjson.JSONDecodeError:
             return
         if isinstance(value, dict) and value.get("model") == model:
-            version = value.get("version")
-            if isinstance(version, str):
-                self._versions[model] = (version, time.monotonic())
+            digest = value.get("digest")
+            if isinstance(digest, str):
+                self._digests[model] = digest
             if value.get("cached") is True:
                 self._misses_in_row = 0
 
     async def answer(self, app_type: str, model: str, image: bytes) -> bytes | None:
         """The answer for a cached prediction of these exact bytes, or None (ask model_api)."""
-        version = self.version_of(model)
-        if self.client is None or version is None or not image:
+        digest = self._digests.get(model)
+        if self.client is None or digest is None or not image:
             return None
         if time.monotonic() < self._down_until:
             metrics.LOOKUPS.labels(model, "skipped").inc()
@@ -109,8 +107,10 @@ class HitCache:
                 return None
             self._unsampled = 0
         start = time.perf_counter()
+        sha256 = image_sha256(image)
+        key = cache_key(app_type, model, digest, sha256)
         try:
-            raw = await self.client.call("GET", cache_key(app_type, model, version, image))
+            current, raw = await self.client.call("MGET", model_digest_key(model), key)
         except RedisPipeError as exc:
             self._mark_down(exc)
             metrics.LOOKUPS.labels(model, "error").inc()
@@ -119,7 +119,12 @@ class HitCache:
         if self._down_until:
             self._down_until = 0.0
             log.info("cache readable from the gateway again")
-        if raw is None or not answer_json.is_prediction(raw, model, version):
+        if current != digest.encode():  # reloaded since (or not yet written): ask model_api
+            if current is not None:
+                self._digests[model] = current.decode()
+            metrics.LOOKUPS.labels(model, "stale").inc()
+            return None
+        if raw is None or not answer_json.is_prediction(raw, model, digest, None, sha256):
             self._misses_in_row += 1
             metrics.LOOKUPS.labels(model, "miss").inc()
             return None

@@ -39,7 +39,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.redis_url,
             settings.redis_timeout_seconds,
             settings.redis_retry_seconds,
-            settings.model_version_ttl_seconds,
             settings.cache_bypass_after_misses,
         )
         app.state.forwarder = ImageForwarder(

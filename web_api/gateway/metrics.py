@@ -12,7 +12,8 @@ LOOKUPS = Counter(
     "The gateway's reads of the prediction cache, by result: `hit` (answered at the door), "
     "`miss` (forwarded to model_api), `error` (Redis failed; forwarded), `skipped` (Redis "
     "was failing a moment ago; forwarded without asking), `bypassed` (the last lookups all "
-    "found nothing; forwarded without asking, model_api looks it up).",
+    "found nothing; forwarded without asking, model_api looks it up), `stale` (the model was "
+    "reloaded since the gateway learnt its digest; forwarded).",
     ["model", "result"],
 )
 

@@ -22,7 +22,7 @@ from web_api.config import Settings
 from web_api.gateway import metrics
 from web_api.gateway.auth import require_api_key
 from web_api.gateway.coalescer import ImageForwarder
-from web_api.gateway.errors import UnknownModelError, UnknownRouteError
+from web_api.gateway.errors import InvalidSha256Error, UnknownModelError, UnknownRouteError
 from web_api.gateway.hit_cache import HitCache
 from web_api.gateway.model_client import ModelApiClient, UpstreamResponse
 from web_api.gateway.schemas import GatewayHealth
@@ -65,6 +65,19 @@ def model_path(model_name: str) -> str:
     if not MODEL_NAME.fullmatch(model_name) or model_name in (".", ".."):
         raise UnknownModelError(f"model {model_name[:64]!r} is not served here")
     return f"/v1/models/{model_name}"
+
+
+SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def sha256_path(sha256: str) -> str:
+    """A SHA-256 as the path's last part; 400 for anything else, so nothing from the
+    client's path can reach model_api's path or query."""
+    if not SHA256.fullmatch(sha256):
+        raise InvalidSha256Error(
+            f"{sha256[:80]!r} is not a SHA-256: give the image's digest as 64 hex digits"
+        )
+    return sha256.lower()
 
 
 async def _forward_image(request: Request, model_name: str) -> Response:
@@ -194,6 +207,31 @@ async def model_metadata(model_name: str, request: Request, client: ClientDep) -
     return _passthrough(await client.request("GET", model_path(model_name), headers=headers))
 
 
+# One decorator per method: a multi-method route would give OpenAPI one operation id twice.
+@protected.head(
+    "/v1/models/{model_name}/predictions/{sha256}",
+    tags=["predict"],
+    operation_id="stored_prediction_head",
+)
+@protected.get(
+    "/v1/models/{model_name}/predictions/{sha256}",
+    tags=["predict"],
+    operation_id="stored_prediction",
+)
+async def stored_prediction(
+    model_name: str, sha256: str, request: Request, client: ClientDep
+) -> Response:
+    """Ask by content: the answer an upload of the image whose SHA-256 this is would get
+    from the cache now (200), or 404 `not_cached`, without sending the image; nothing is
+    inferred."""
+    headers = {REQUEST_ID_HEADER: request.state.request_id}
+    target = f"{model_path(model_name)}/predictions/{sha256_path(sha256)}"
+    # Always a GET upstream (the pool reads a body after every answer); for a HEAD the
+    # server drops the body on the way out.
+    forwarded = client.request("GET", target, headers=headers, params={"app_type": APP_TYPE})
+    return _passthrough(await forwarded)
+
+
 @protected.get("/metrics", tags=["health"], response_class=Response)
 async def metrics_text() -> Response:
     """Prometheus metrics of the gateway (its cache reads), totals over its workers;
@@ -226,6 +264,7 @@ async def health(client: ClientDep, settings: SettingsDep) -> JSONResponse:
         model_api="ready" if model_api_ok else "unavailable",
         cache=ready.get("cache", "unknown"),
         version=ready.get("version"),
+        digest=ready.get("digest"),
         provider=ready.get("provider"),
     )
     return JSONResponse(body.model_dump(), status_code=200 if model_api_ok else 503)

@@ -12,5 +12,6 @@ class GatewayHealth(BaseModel):
     web_api: str
     model_api: str
     cache: str
-    version: str | None = None
+    version: str | None = Field(None, description="The served model version (its folder).")
+    digest: str | None = Field(None, description="The served model's digest (its identity).")
     provider: str | None = None

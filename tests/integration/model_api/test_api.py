@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import orjson
 import pytest
 import redis
 from fastapi.testclient import TestClient
@@ -16,11 +18,11 @@ from harness.images import MODELS_DIR, drawn_digit_seven, encode, samples
 from harness.metrics import metric
 from harness.model_copies import copy_with_batching
 from harness.redis_server import RedisServer, free_port
-from mlserve_common.cache_keys import KEY_PREFIX, cache_key
+from mlserve_common.cache_keys import KEY_PREFIX, cache_key, image_sha256
 from model_api.cache import LEASE_PREFIX
 from model_api.config import Settings
 from model_api.main import create_app
-from model_api.model_config import file_sha256
+from model_api.model_identity import folder_digests
 
 
 def make_client(model: str, redis_url: str, **overrides) -> TestClient:
@@ -57,6 +59,11 @@ def wait_for_cache(client: TestClient, state: str, timeout: float = 10) -> None:
     while client.get("/health/ready").json()["cache"] != state:
         assert time.monotonic() < deadline, f"cache never became {state}"
         time.sleep(0.05)
+
+
+def shipped_digest(model: str) -> str:
+    """The digest a shipped model is served with (its .onnx, config and the revision)."""
+    return folder_digests(MODELS_DIR, model)["1"]
 
 
 @pytest.mark.parametrize("model", ["mnist", "leukemia"])
@@ -101,10 +108,11 @@ def test_the_cache_holds_json_under_the_documented_key(
 ) -> None:
     data = encode(drawn_digit_seven())
     answer = predict(mnist, data)
-    version = file_sha256(MODELS_DIR / "mnist" / "model.onnx")
-    raw = redis.Redis.from_url(redis_server.url).get(cache_key("cli", "mnist", version, data))
+    key = cache_key("cli", "mnist", shipped_digest("mnist"), image_sha256(data))
+    raw = redis.Redis.from_url(redis_server.url).get(key)
     assert raw is not None and raw.startswith(b"{") and answer["label"].encode() in raw
-    ttl = redis.Redis.from_url(redis_server.url).ttl(cache_key("cli", "mnist", version, data))
+    assert orjson.loads(raw)["sha256"] == answer["sha256"] == hashlib.sha256(data).hexdigest()
+    ttl = redis.Redis.from_url(redis_server.url).ttl(key)
     assert 0 < ttl <= Settings().cache_ttl_seconds
 
 
@@ -112,8 +120,7 @@ def test_a_corrupt_cache_value_is_a_miss_and_is_overwritten(
     mnist: TestClient, redis_server: RedisServer
 ) -> None:
     data = encode(drawn_digit_seven())
-    version = file_sha256(MODELS_DIR / "mnist" / "model.onnx")
-    key = cache_key("cli", "mnist", version, data)
+    key = cache_key("cli", "mnist", shipped_digest("mnist"), image_sha256(data))
     store = redis.Redis.from_url(redis_server.url)
     for foreign in (b"\x80\x04\x95 pickle?", b'{"label": "__import__(\'os\')"}', b"not json"):
         store.set(key, foreign)
@@ -122,9 +129,10 @@ def test_a_corrupt_cache_value_is_a_miss_and_is_overwritten(
     assert inferences(mnist) == 3
 
 
-def test_metadata_reports_version_provider_and_labels(mnist: TestClient) -> None:
+def test_metadata_reports_version_digest_provider_and_labels(mnist: TestClient) -> None:
     meta = mnist.get("/v1/models/mnist").json()
-    assert meta["version"] == file_sha256(MODELS_DIR / "mnist" / "model.onnx")
+    assert meta["version"] == "1"
+    assert meta["digest"] == shipped_digest("mnist")
     assert meta["provider"] == "CPUExecutionProvider"
     assert meta["labels"] == [str(d) for d in range(10)]
     assert meta["inputs"][0]["shape"] == [-1, 1, 28, 28]
@@ -299,8 +307,10 @@ def test_metrics_count_inferences_hits_and_batches(tmp_path, redis_server: Redis
 
 def test_a_crashed_leader_holds_nobody_longer_than_the_lease(redis_server: RedisServer) -> None:
     data = encode(drawn_digit_seven(91))
-    version = file_sha256(MODELS_DIR / "mnist" / "model.onnx")
-    lease = LEASE_PREFIX + cache_key("cli", "mnist", version, data).removeprefix(KEY_PREFIX)
+    digest = shipped_digest("mnist")
+    lease = LEASE_PREFIX + cache_key("cli", "mnist", digest, image_sha256(data)).removeprefix(
+        KEY_PREFIX
+    )
     store = redis.Redis.from_url(redis_server.url)
     with make_client("mnist", redis_server.url, singleflight_lease_ms=300) as client:
         # Another worker took the lease and died: nobody will ever store its answer.
@@ -309,7 +319,8 @@ def test_a_crashed_leader_holds_nobody_longer_than_the_lease(redis_server: Redis
         assert answer["cached"] is False and inferences(client) == 1
         other = encode(drawn_digit_seven(92))  # a lease that expires soon: taken over
         store.set(
-            LEASE_PREFIX + cache_key("cli", "mnist", version, other).removeprefix(KEY_PREFIX),
+            LEASE_PREFIX
+            + cache_key("cli", "mnist", digest, image_sha256(other)).removeprefix(KEY_PREFIX),
             "a-crashed-worker",
             px=100,
         )

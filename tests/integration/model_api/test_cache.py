@@ -16,7 +16,9 @@ def test_filling_far_past_maxmemory_evicts_without_errors(tmp_path) -> None:
     server = RedisServer(tmp_path / "small", maxmemory=str(limit), appendonly="no").start()
     prediction = Prediction(
         model="mnist",
-        version="v" * 64,
+        version="1",
+        digest="d" * 64,
+        sha256="s" * 64,
         label="7",
         class_index=7,
         confidence=0.9,

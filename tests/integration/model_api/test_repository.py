@@ -16,7 +16,7 @@ from harness.images import MODELS_DIR, samples
 from harness.redis_server import RedisServer
 from model_api.config import Settings
 from model_api.main import create_app
-from model_api.model_config import file_sha256
+from model_api.model_identity import folder_digests
 
 
 def client_for(models_dir: Path, redis_url: str, **overrides) -> TestClient:
@@ -74,8 +74,9 @@ def test_versioned_folders_serve_every_version_and_the_latest_by_default(
         assert predict_v2(client, "mnist", "1")["model_version"] == "1"
         missing = client.get("/v2/models/mnist/versions/3/ready")
         assert missing.status_code == 404 and "versions: 1, 2" in missing.json()["error"]
-        digest = client.get("/v1/models/mnist").json()["version"]
-        assert digest == file_sha256(versioned / "mnist" / "2" / "model.onnx")
+        metadata = client.get("/v1/models/mnist").json()
+        assert metadata["version"] == "2"
+        assert metadata["digest"] == folder_digests(versioned, "mnist")["2"]
 
 
 def test_mlserve_models_loads_more_than_model_name(redis_server: RedisServer) -> None:

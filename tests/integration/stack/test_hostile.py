@@ -37,7 +37,7 @@ from harness.hostile import (
 from harness.images import encode, samples
 from harness.metrics import metric
 from harness.services import RunningServices, running_services
-from mlserve_common.cache_keys import cache_key
+from mlserve_common.cache_keys import cache_key, image_sha256
 
 SLOW_CLIENT_SECONDS = 2  # the services' head and body timeouts in these tests
 MODEL_API_KEEP_ALIVE = 1.0  # much shorter than the gateway's idle pool (30 s): stale edges
@@ -254,8 +254,8 @@ def test_clients_that_leave_leave_no_queued_inference_behind(stack: RunningServi
     inferences, dropped, _ = now
     assert dropped > 0
     assert inferences + dropped == len(images)  # every image inferred once, or dropped
-    version = httpx.get(stack.model_api_url + "/v1/models/mnist").json()["version"]
-    keys = [cache_key("cli", "mnist", version, image) for image in images]
+    digest = httpx.get(stack.model_api_url + "/v1/models/mnist").json()["digest"]
+    keys = [cache_key("cli", "mnist", digest, image_sha256(image)) for image in images]
     cached = redis.Redis.from_url(stack.redis.url).exists(*keys)
     assert cached == inferences  # what was inferred was kept, client or not
 

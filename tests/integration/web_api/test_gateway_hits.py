@@ -4,8 +4,6 @@ gateway cannot vouch for goes to model_api."""
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import orjson
 import redis
@@ -13,7 +11,7 @@ import redis
 from harness.images import drawn_digit_seven, encode
 from harness.metrics import metric
 from harness.services import ServiceProcess
-from mlserve_common.cache_keys import cache_key
+from mlserve_common.cache_keys import cache_key, image_sha256, model_digest_key
 from tests.integration.web_api.in_process import gateway
 
 SUCCESS = "mlserve_request_success_total"
@@ -65,13 +63,13 @@ def test_a_repeat_is_answered_by_the_gateway_as_model_api_would(
         assert timings["inference_ms"] == timings["decode_ms"] == 0
 
 
-def test_until_it_has_seen_the_model_version_the_gateway_asks_model_api(
+def test_until_it_has_seen_the_model_digest_the_gateway_asks_model_api(
     model_api: ServiceProcess,
 ) -> None:
     image = a_new_image(2)
     with gateway(model_api) as client:
         client.post("/predict", content=image)
-    with gateway(model_api) as fresh:  # knows no version yet
+    with gateway(model_api) as fresh:  # knows no digest yet
         before = answered_by_model_api(model_api)
         first = fresh.post("/predict", content=image)
         assert first.json()["cached"] is True  # model_api's hit
@@ -80,18 +78,37 @@ def test_until_it_has_seen_the_model_version_the_gateway_asks_model_api(
         assert answered_by_model_api(model_api) == before + 1  # the gateway's hit
 
 
-def test_the_version_is_trusted_only_for_its_ttl(model_api: ServiceProcess) -> None:
+def test_an_entry_of_a_digest_redis_no_longer_names_is_never_answered(
+    model_api: ServiceProcess,
+) -> None:
+    """Every lookup reads the model's current digest with the entry (one MGET): once Redis
+    names another digest (a reload elsewhere wrote it), the gateway answers nothing from the
+    entries of the one it knew, takes the new digest, and sends the request on."""
     image = a_new_image(3)
-    with gateway(model_api, model_version_ttl_seconds=0.3) as client:
-        client.post("/predict", content=image)
+    store = redis.Redis.from_url(model_api.env["MLSERVE_REDIS_URL"])
+    digest_key = model_digest_key("mnist")
+    with gateway(model_api) as client:
+        digest = client.post("/predict", content=image).json()["digest"]
+        assert store.get(digest_key) == digest.encode()  # written by model_api at start
         before = answered_by_model_api(model_api)
-        client.post("/predict", content=image)
-        assert answered_by_model_api(model_api) == before
-        time.sleep(0.4)
         assert client.post("/predict", content=image).json()["cached"] is True
-        assert answered_by_model_api(model_api) == before + 1  # asked again, and relearned
-        client.post("/predict", content=image)
-        assert answered_by_model_api(model_api) == before + 1
+        assert answered_by_model_api(model_api) == before  # the gateway's hit
+        try:
+            store.set(digest_key, "f" * 64)  # as a reload to another model would
+            stale = lookups(client, "stale")
+            answer = client.post("/predict", content=image)
+            assert answer.status_code == 200 and answer.json()["digest"] == digest
+            assert answered_by_model_api(model_api) == before + 1  # not answered here
+            assert lookups(client, "stale") == stale + 1
+            client.post("/predict", content=image)  # now keyed by the new digest: a miss
+            assert answered_by_model_api(model_api) == before + 2
+            store.delete(digest_key)  # lost (an eviction): nothing can be vouched for
+            client.post("/predict", content=image)  # ...and model_api's answer teaches
+            assert answered_by_model_api(model_api) == before + 3  # the digest back
+        finally:
+            store.set(digest_key, digest)
+        assert client.post("/predict", content=image).json()["cached"] is True
+        assert answered_by_model_api(model_api) == before + 3  # the gateway's hit again
 
 
 def test_an_unreadable_entry_goes_to_model_api_which_rewrites_it(
@@ -100,9 +117,9 @@ def test_an_unreadable_entry_goes_to_model_api_which_rewrites_it(
     image = a_new_image(4)
     store = redis.Redis.from_url(model_api.env["MLSERVE_REDIS_URL"])
     with gateway(model_api) as client:
-        version = client.post("/predict", content=image).json()["version"]
-        key = cache_key("cli", "mnist", version, image)
-        foreign = orjson.dumps({"model": "mnist", "version": "not-this-one", "label": "3"})
+        digest = client.post("/predict", content=image).json()["digest"]
+        key = cache_key("cli", "mnist", digest, image_sha256(image))
+        foreign = orjson.dumps({"model": "mnist", "digest": "not-this-one", "label": "3"})
         for bad in (b"\x80not json", b'{"model": "mnist"', foreign):
             store.set(key, bad)
             before, misses = answered_by_model_api(model_api), lookups(client, "miss")
@@ -111,7 +128,7 @@ def test_an_unreadable_entry_goes_to_model_api_which_rewrites_it(
             assert answer.json()["cached"] is False  # model_api inferred it again...
             assert answered_by_model_api(model_api) == before + 1
             assert lookups(client, "miss") == misses + 1
-            assert orjson.loads(store.get(key))["version"] == version  # ...and rewrote it
+            assert orjson.loads(store.get(key))["digest"] == digest  # ...and rewrote it
 
 
 def test_a_gateway_that_cannot_read_redis_forwards_everything(
@@ -149,7 +166,7 @@ def test_while_only_new_images_come_the_gateway_samples_its_lookups(
     and nothing is answered wrong meanwhile."""
     images = [a_new_image(100 + seed) for seed in range(5 + 32)]
     with gateway(model_api, cache_bypass_after_misses=5) as client:
-        client.post("/predict", content=a_new_image(99))  # learns the model's version
+        client.post("/predict", content=a_new_image(99))  # learns the model's digest
         misses, bypassed = lookups(client, "miss"), lookups(client, "bypassed")
         for image in images:
             answer = client.post("/predict", content=image)
