@@ -4,6 +4,7 @@ envelope `{error, code, request_id}`. Every way a call fails becomes one `Reques
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,9 @@ from urllib.parse import quote
 
 import httpx
 
-_SERVED_KEYS = ("version", "provider", "labels", "description")
+_SERVED_KEYS = ("version", "digest", "provider", "labels", "description")
+UPLOAD_INSTEAD = {(404, "not_cached"), (503, "cache_unavailable")}
+"""Answers to a question by content that mean "send the image itself"."""
 START_HINT = "is the stack running? ./start_all.sh cli mnist starts it"
 REQUEST_ID_HEADER = "x-request-id"
 
@@ -61,33 +64,39 @@ class MLServeClient:
     def predict(self, path: Path, model: str | None = None) -> dict[str, Any]:
         """Classify one image file (with `model`, or the stack's own); raises `RequestError`
         with the reason it failed."""
-        try:
-            image = path.read_bytes()
-        except FileNotFoundError as exc:
-            raise RequestError("file not found") from exc
-        except IsADirectoryError as exc:
-            raise RequestError("is a directory") from exc
-        except OSError as exc:
-            raise RequestError(f"cannot read the file: {exc.strerror}") from exc
-        return self.predict_bytes(image, model)
+        return self.predict_bytes(read_image_file(path), model)
 
     def predict_bytes(self, image: bytes, model: str | None = None) -> dict[str, Any]:
         """Classify one encoded image (with `model`, or the stack's own)."""
         if not image:
             raise RequestError("the file is empty", code="empty_request")
-        params = {"app_type": self.app_type} if self.app_type else None
         return self._json(
             self._send(
                 "POST",
                 f"/v1/models/{quote(model, safe='')}/predict" if model else "/predict",
                 content=image,
-                params=params,
+                params=self._app_type_params(),
                 headers={"content-type": "application/octet-stream"},
             )
         )
 
+    def stored(self, model: str, sha256: str) -> dict[str, Any] | None:
+        """Ask by content: the answer `model` keeps for the image whose SHA-256 (hex) this
+        is, without sending the image; None when the image must be uploaded to get one (the
+        cache has no answer for it, or cannot be read now). Any other failure raises
+        `RequestError`, as an upload's would."""
+        response = self._send(
+            "GET",
+            f"/v1/models/{quote(model, safe='')}/predictions/{quote(sha256, safe='')}",
+            params=self._app_type_params(),
+        )
+        if (response.status_code, _body(response).get("code")) in UPLOAD_INSTEAD:
+            return None
+        return self._json(response)
+
     def metadata(self, model: str) -> dict[str, Any]:
-        """A served model's name, version, labels, tensors and execution provider."""
+        """A served model's name, version (folder), digest, labels, tensors and execution
+        provider."""
         return self._json(self._send("GET", f"/v1/models/{quote(model, safe='')}"))
 
     def served(self) -> list[dict[str, Any]]:
@@ -101,8 +110,8 @@ class MLServeClient:
 
     def models(self) -> list[dict[str, Any]]:
         """Every model in the stack's repository: its versions and state (the Open Inference
-        Protocol's repository index), with the served ones' version digest, provider and
-        labels."""
+        Protocol's repository index), with the served ones' version (folder), digest,
+        provider and labels."""
         served = {m["name"]: m for m in self.served()}
         response = self._send("POST", "/v2/repository/index")
         index = response.json() if response.status_code == 200 else []
@@ -119,6 +128,16 @@ class MLServeClient:
         for model in models.values():
             model["ready"] = model["state"] == "READY"
         return sorted(models.values(), key=lambda m: m["name"])
+
+    def default_model(self) -> str | None:
+        """The model the stack answers `/predict` with (its MODEL_NAME), as its `/health`
+        says; None when it does not say."""
+        _, body = self.health()
+        model = body.get("model")
+        return model if isinstance(model, str) and model else None
+
+    def _app_type_params(self) -> dict[str, str] | None:
+        return {"app_type": self.app_type} if self.app_type else None
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         request_id = self.last_request_id = uuid.uuid4().hex
@@ -153,6 +172,25 @@ class MLServeClient:
                 request_id=request_id,
             )
         return body
+
+
+def read_image_file(path: Path) -> bytes:
+    """A file's bytes; `RequestError` with the reason, said in a few words, when it cannot
+    be read."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as exc:
+        raise RequestError("file not found") from exc
+    except IsADirectoryError as exc:
+        raise RequestError("is a directory") from exc
+    except OSError as exc:
+        raise RequestError(f"cannot read the file: {exc.strerror}") from exc
+
+
+def image_sha256(image: bytes) -> str:
+    """The image's name when asking by content: hex SHA-256 of its exact bytes (what the
+    server keys its answers by, and receipts them with)."""
+    return hashlib.sha256(image).hexdigest()
 
 
 def _body(response: httpx.Response) -> dict[str, Any]:

@@ -43,6 +43,14 @@ def parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--model", help="the model to ask (one of `mlserve models`; default: the stack's own)"
     )
+    predict.add_argument(
+        "--always-upload",
+        "--no-ask",
+        dest="ask",
+        action="store_false",
+        help="upload every file; by default each file is first asked for by its SHA-256, "
+        "and only the files the stack has no answer for are uploaded",
+    )
     commands.add_parser("health", parents=[common], help="is the stack up, and which model?")
     commands.add_parser(
         "models", parents=[common], help="every model: its versions and whether it is ready"
@@ -69,9 +77,10 @@ def _predict(
     if not files:
         stderr.print("error: no files to send: the folders are empty", markup=False, soft_wrap=True)
         return EXIT_FAILED
-    results = predict_files(client, files, stderr, args.model)
+    results = predict_files(client, files, stderr, args.model, ask=args.ask)
     if args.json:
         output.print_json(stdout, [result.as_json() for result in results])
+        stderr.print(output.summary(results), markup=False, highlight=False, soft_wrap=True)
     else:
         stdout.print(output.predictions_table(results))
         stdout.print(output.summary(results))

@@ -66,7 +66,8 @@ class ModelApiClient:
         return sorted(model["name"] for model in self._call(self.client.served))
 
     def metadata(self, model: str | None = None) -> dict[str, Any]:
-        """A served model's name, version, labels and provider (default: MODEL_NAME)."""
+        """A served model's name, version (folder), digest, labels and provider (default:
+        MODEL_NAME)."""
         return self._call(self.client.metadata, model or self.model_name)
 
     def predict(self, image: bytes, model: str | None = None) -> PredictOutcome:

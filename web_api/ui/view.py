@@ -12,12 +12,18 @@ from PIL import Image, UnidentifiedImageError
 from mlserve_common import image_formats
 from web_api.ui.client import PredictOutcome, UiError
 
-VERSION_CHARS = 12  # a short sha, like git's
+DIGEST_CHARS = 12  # a short digest, like git's short hashes
 
 
-def short_version(version: str) -> str:
-    """The first characters of the model's sha256: enough to tell versions apart."""
-    return version[:VERSION_CHARS]
+def short_digest(digest: str | None) -> str:
+    """The first characters of the model's digest (SHA-256 over everything that shapes its
+    answers): enough to tell two models apart."""
+    return (digest or "unknown")[:DIGEST_CHARS]
+
+
+def model_identity(metadata: dict[str, Any]) -> str:
+    """Which model answers, in markdown: its version (folder) and its short digest."""
+    return f"version `{metadata['version']}` · digest `{short_digest(metadata.get('digest'))}`"
 
 
 def model_header(model_name: str, metadata: dict[str, Any] | None) -> None:
@@ -28,7 +34,7 @@ def model_header(model_name: str, metadata: dict[str, Any] | None) -> None:
         return
     st.markdown(metadata.get("description", ""))
     st.caption(
-        f"Serving model **{metadata['name']}** · version `{short_version(metadata['version'])}` "
+        f"Serving model **{metadata['name']}** · {model_identity(metadata)} "
         f"· runs on `{metadata['provider']}` · classes: {', '.join(metadata['labels'])}"
     )
 
@@ -50,13 +56,24 @@ def sidebar(metadata: dict[str, Any] | None, can_draw: bool) -> None:
         else:
             st.markdown(
                 f"- **Name:** {metadata['name']}\n"
-                f"- **Version:** `{short_version(metadata['version'])}`\n"
+                f"- **Version:** `{metadata['version']}`\n"
+                f"- **Digest:** `{short_digest(metadata.get('digest'))}`\n"
                 f"- **Runs on:** `{metadata['provider']}`\n"
                 f"- **Classes:** {len(metadata['labels'])}"
             )
         st.caption(
             "Predictions come from MLServe's model service; this page never loads the model."
         )
+
+
+def receipt(result: dict[str, Any]) -> str:
+    """Which model answered which image, in markdown: the model's version and short digest,
+    and the short SHA-256 of the image's bytes (the cache keeps the answer under both)."""
+    answered = f"Answered by **{result.get('model', '?')}**"
+    if "version" not in result:
+        return answered
+    image = short_digest(result.get("sha256"))
+    return f"{answered} · {model_identity(result)} · image SHA-256 `{image}`"
 
 
 def image_preview(image: bytes, caption: str) -> None:
@@ -86,6 +103,7 @@ def prediction(outcome: PredictOutcome) -> None:
         help=f"Round trip from this page; the model service itself took "
         f"{timings.get('total_ms', 0):.1f} ms (inference {timings.get('inference_ms', 0):.1f} ms).",
     )
+    st.caption(receipt(result))
     if result["cached"]:
         st.success("Served from the cache: this image was seen before, so the model did not run.")
     else:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from harness.images import samples
@@ -54,14 +56,25 @@ def leukemia_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         stack.script("stop_all.sh")
 
 
+def served_metadata(stack: Stack, model: str) -> dict:
+    """model_api's own word on the model it serves (the page must show the same)."""
+    url = f"http://127.0.0.1:{stack.env['MLSERVE_MODEL_API_PORT']}/v1/models/{model}"
+    return httpx.get(url).json()
+
+
 def test_mnist_upload_predict_then_cached(chromium, mnist_stack: Stack) -> None:
+    served = served_metadata(mnist_stack, "mnist")
+    identity = f"version {served['version']} · digest {served['digest'][:12]}"
     page = ui.open_page(chromium, mnist_stack.url)
-    assert page.get_by_text("Serving model mnist").is_visible()
+    page.get_by_text(f"Serving model mnist · {identity} ·").wait_for()
+    assert page.get_by_text(served["digest"][:13]).count() == 0  # short, like git's
     sample, label = samples("mnist")[7]
     ui.upload(page, sample)
     ui.predict(page)
     page.get_by_text(f"Prediction: {label}", exact=True).wait_for()
     page.get_by_text("Computed by the model").wait_for()
+    sha256 = hashlib.sha256(sample.read_bytes()).hexdigest()
+    page.get_by_text(f"Answered by mnist · {identity} · image SHA-256 {sha256[:12]}").wait_for()
     ui.predict(page)
     page.get_by_text("Served from the cache").wait_for()
     assert page.get_by_text(f"Prediction: {label}", exact=True).is_visible()
@@ -92,10 +105,13 @@ def test_a_damaged_file_gets_a_friendly_message(
 
 def test_choosing_another_served_model(chromium, mnist_stack: Stack) -> None:
     page = ui.open_page(chromium, mnist_stack.url)
-    assert page.get_by_text("Serving model mnist").is_visible()
+    page.get_by_text("Serving model mnist").wait_for()  # the caption follows the title
     page.get_by_test_id("stSelectbox").click()
     page.get_by_role("option", name="leukemia").click()
     page.get_by_text("Serving model leukemia").wait_for()
+    leukemia = served_metadata(mnist_stack, "leukemia")
+    identity = f"version {leukemia['version']} · digest {leukemia['digest'][:12]}"
+    page.get_by_text(f"Serving model leukemia · {identity} ·").wait_for()
     assert page.get_by_role("tab", name="Draw a digit").count() == 0
     sample, label = samples("leukemia")[1]
     ui.upload(page, sample)
@@ -107,7 +123,7 @@ def test_choosing_another_served_model(chromium, mnist_stack: Stack) -> None:
 
 def test_leukemia_upload_predict_then_cached(chromium, leukemia_stack: Stack) -> None:
     page = ui.open_page(chromium, leukemia_stack.url)
-    assert page.get_by_text("Serving model leukemia").is_visible()
+    page.get_by_text("Serving model leukemia").wait_for()  # the caption follows the title
     assert page.get_by_role("tab", name="Draw a digit").count() == 0
     sample, label = samples("leukemia")[0]
     ui.upload(page, sample)

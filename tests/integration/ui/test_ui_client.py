@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from harness.images import drawn_digit_seven, encode, samples
 from harness.redis_server import free_port
 from harness.services import ServiceProcess
 from web_api.config import Settings
+from web_api.ui import view
 from web_api.ui.client import FRIENDLY_MESSAGES, UNAVAILABLE, ModelApiClient, UiError
 
 
@@ -18,12 +21,24 @@ def client_for(url: str) -> ModelApiClient:
 def test_metadata_prediction_and_cache_with_app_type_ui(model_api: ServiceProcess) -> None:
     client = client_for(model_api.url)
     metadata = client.metadata()
-    assert metadata["name"] == "mnist" and len(metadata["version"]) == 64
+    assert metadata["name"] == "mnist" and metadata["version"] == "1"
+    digest = metadata["digest"]
+    assert len(digest) == 64
+    assert view.model_identity(metadata) == f"version `1` · digest `{digest[:12]}`"
     sample, label = samples("mnist")[4]
-    first = client.predict(sample.read_bytes())
+    image = sample.read_bytes()
+    first = client.predict(image)
     assert first.prediction["label"] == label and first.prediction["app_type"] == "ui"
     assert first.prediction["cached"] is False and first.round_trip_ms > 0
-    assert client.predict(sample.read_bytes()).prediction["cached"] is True
+    sha256 = hashlib.sha256(image).hexdigest()
+    receipt = (first.prediction["version"], first.prediction["digest"], first.prediction["sha256"])
+    assert receipt == ("1", digest, sha256)
+    assert view.receipt(first.prediction) == (
+        f"Answered by **mnist** · version `1` · digest `{digest[:12]}` "
+        f"· image SHA-256 `{sha256[:12]}`"
+    )
+    again = client.predict(image).prediction
+    assert again["cached"] is True and (again["digest"], again["sha256"]) == (digest, sha256)
 
 
 def test_bad_images_become_friendly_messages(model_api: ServiceProcess) -> None:
