@@ -57,6 +57,14 @@ CACHE_LOOKUP_SECONDS = Histogram(
     MODEL,
     buckets=LATENCY,
 )
+SERVED = Gauge(
+    "mlserve_model_served",
+    "1 for the model digest each model version answers with now, 0 for one it answered "
+    "with before a reload: which model produced the answers counted under `model` and "
+    "`version` (join on them).",
+    [*MODEL, "digest"],
+    multiprocess_mode="livemax",
+)
 CACHE_ERRORS = Counter("mlserve_cache_errors", "Redis calls that failed.")
 CACHE_UP = Gauge("mlserve_cache_up", "1 while Redis answers.", multiprocess_mode="livemin")
 QUEUE_DEPTH = Gauge(

@@ -230,13 +230,20 @@ class ModelRepository:
                 except (ModelNotFoundError, ValueError, OSError):
                     pass  # the load below says what is wrong
             self._states[name] = ("LOADING", "")
+            services: dict[str, ModelService] = {}
             try:
                 config = load_model_config(self.settings.models_dir, name)
-                services = {}
                 for version, found in served_versions(self.settings.models_dir, config).items():
                     services[version] = await self._open(version, found)
             except (ModelNotFoundError, ValueError, OSError, RuntimeError) as exc:
-                self._states[name] = ("UNAVAILABLE", f"failed to load: {exc}")
+                for opened in services.values():
+                    await opened.close()
+                if name in self._loaded:  # a failed reload: what was served serves on
+                    self._states[name] = ("READY", f"reload failed, previous model kept: {exc}")
+                    for kept in self._loaded[name].values():
+                        kept.mark_served()
+                else:
+                    self._states[name] = ("UNAVAILABLE", f"failed to load: {exc}")
                 log.exception("model %s failed to load", name)
                 raise InvalidParameterError(f"model {name!r} failed to load: {exc}") from exc
             old, self._loaded[name] = self._loaded.get(name), services
@@ -244,6 +251,8 @@ class ModelRepository:
             log.info("model %s loaded (versions %s)", name, ", ".join(services))
             for service in (old or {}).values():  # a reload: the old sessions drain
                 await service.close()
+            for service in services.values():  # after: a reload may keep the digest
+                service.mark_served()
 
     async def _unload_here(self, name: str) -> None:
         async with self._lock(name):

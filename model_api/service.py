@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
+from model_api import metrics
 from model_api.cache import PredictionCache
 from model_api.config import Settings
 from model_api.inference import ModelRunner
@@ -57,9 +58,15 @@ class ModelService:
         predictor.start()
         return cls(settings, runner, cache, predictor, version_name)
 
+    def mark_served(self, served: bool = True) -> None:
+        """Say in the metrics whether this digest answers for its model version now."""
+        config = self.runner.config
+        metrics.SERVED.labels(config.name, self.version_name, self.runner.digest).set(int(served))
+
     async def close(self) -> None:
         """Let in-flight inferences finish."""
         await self.predictor.close()
+        self.mark_served(False)
 
     def metadata(self) -> ModelMetadata:
         config = self.runner.config
