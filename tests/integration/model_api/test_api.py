@@ -335,3 +335,41 @@ def test_a_leader_stores_its_answer_and_leaves_no_lease(
     store = redis.Redis.from_url(redis_server.url)
     assert list(store.scan_iter(LEASE_PREFIX + "*")) == []
     assert len(list(store.scan_iter(KEY_PREFIX + "*"))) == 1
+
+
+def without_receipt_of_how(answer: dict) -> dict:
+    """An answer less how it was obtained (cached or not, and the timings)."""
+    return {k: v for k, v in answer.items() if k not in ("cached", "timings")}
+
+
+def test_asked_by_content_the_stored_answer_comes_without_the_image_or_an_inference(
+    mnist: TestClient, redis_server: RedisServer
+) -> None:
+    data = encode(drawn_digit_seven(93))
+    sha256 = hashlib.sha256(data).hexdigest()
+    route = f"/v1/models/mnist/predictions/{sha256}"
+    missing = mnist.get(route)
+    assert missing.status_code == 404 and missing.json()["code"] == "not_cached"
+    assert mnist.head(route).status_code == 404
+    uploaded = predict(mnist, data)
+    assert uploaded["sha256"] == sha256 and uploaded["cached"] is False
+    assert inferences(mnist) == 1
+    asked = mnist.get(route)
+    assert asked.status_code == 200 and asked.json()["cached"] is True
+    assert without_receipt_of_how(asked.json()) == without_receipt_of_how(uploaded)
+    upper_hex = f"/v1/models/mnist/predictions/{sha256.upper()}"
+    assert without_receipt_of_how(mnist.get(upper_hex).json()) == without_receipt_of_how(uploaded)
+    head = mnist.head(route)
+    assert head.status_code == 200 and head.content == b""
+    assert mnist.get(route, params={"app_type": "ui"}).status_code == 404  # ui keeps its own
+    assert inferences(mnist) == 1  # asking never infers
+    for bad in ("abc", sha256[:-1] + "g", sha256 + "0"):
+        refused = mnist.get(f"/v1/models/mnist/predictions/{bad}")
+        assert refused.status_code == 400 and "64 hex digits" in refused.json()["error"]
+    assert mnist.get(f"/v1/models/resnet/predictions/{sha256}").status_code == 404
+    redis_server.stop()
+    try:  # the failed read itself marks the cache down: the answer says so, not 404
+        down = mnist.get(route)
+        assert down.status_code == 503 and down.json()["code"] == "cache_unavailable"
+    finally:
+        redis_server.start()
