@@ -5,40 +5,19 @@ its call answers; requests keep being answered while it runs."""
 
 from __future__ import annotations
 
-import json
-import shutil
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 from harness.images import MODELS_DIR, drawn_digit_seven, encode
 from harness.redis_server import RedisServer, free_port
+from harness.replicas import copy_models, set_fit_in_box, two_replicas
 from harness.services import TEST_WORKERS, ServiceProcess, model_api_process, web_api_process
 from model_api.model_identity import folder_digests
 
 SAMPLE = (MODELS_DIR / "mnist" / "samples" / "0_rgb_200.png").read_bytes()
-
-
-def copy_models(tmp: Path) -> Path:
-    """models/ to change at will."""
-    models = tmp / "models"
-    shutil.copytree(MODELS_DIR, models, ignore=shutil.ignore_patterns("samples"))
-    return models
-
-
-def set_fit_in_box(models: Path, size: int) -> None:
-    """The issue's change: one preprocessing parameter of mnist, the weights untouched."""
-    path = models / "mnist" / "config.json"
-    config = json.loads(path.read_text())
-    for step in config["preprocess"]:
-        if step["op"] == "fit_in_box":
-            step["size"] = size
-    path.write_text(json.dumps(config, indent=2))
 
 
 def post(url: str, image: bytes) -> httpx.Response:
@@ -85,59 +64,6 @@ def test_a_changed_preprocessing_parameter_is_computed_afresh_after_a_restart(
     assert after["sha256"] == before["sha256"]  # the same image...
     assert after["probabilities"] == fresh["probabilities"]  # ...answered by the new model
     assert after["probabilities"] != before["probabilities"]
-
-
-@dataclass
-class TwoReplicas:
-    """Two model_api instances (each with its workers) on one Redis, as replicas of one
-    service are (the same port, addresses of their own), and a gateway in front of one."""
-
-    models: Path
-    redis: RedisServer
-    replicas: list[ServiceProcess]
-    gateway: ServiceProcess
-
-    def predict_urls(self) -> list[str]:
-        """Where a prediction may be asked: the gateway and each replica directly."""
-        direct = [r.url + "/v1/models/mnist/predict" for r in self.replicas]
-        return [self.gateway.url + "/predict", *direct]
-
-    def load(self) -> httpx.Response:
-        return httpx.post(self.gateway.url + "/v2/repository/models/mnist/load", timeout=60)
-
-
-@contextmanager
-def two_replicas(tmp: Path) -> Iterator[TwoReplicas]:
-    models = copy_models(tmp)
-    redis_server = RedisServer(tmp / "redis").start()
-    port = free_port()
-    replicas = []
-    for host in ("127.0.0.2", "127.0.0.3"):
-        replica = model_api_process(
-            "mnist",
-            port,
-            redis_server.url,
-            tmp / f"model_api_{host}.log",
-            MLSERVE_HOST=host,
-            MLSERVE_MODELS_DIR=str(models),
-        )
-        replica.health_url = f"http://{host}:{port}/health/ready"
-        replicas.append(replica)
-    gateway = web_api_process(
-        "mnist",
-        free_port(),
-        replicas[0].url,
-        tmp / "web_api.log",
-        MLSERVE_REDIS_URL=redis_server.url,
-    )
-    try:
-        for service in (*replicas, gateway):
-            service.start()
-        yield TwoReplicas(models, redis_server, replicas, gateway)
-    finally:
-        for service in (gateway, *replicas):
-            service.stop()
-        redis_server.stop()
 
 
 class Hammer:
