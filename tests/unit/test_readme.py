@@ -40,11 +40,18 @@ def test_every_setting_is_documented(settings) -> None:
         assert any(f"`{env}`" in README for env in names), f"{names} missing from README"
 
 
-def test_example_output_matches_the_shipped_model_version() -> None:
-    from model_api.model_config import file_sha256
+def test_example_output_matches_the_shipped_model_digest() -> None:
+    from model_api.model_identity import folder_digests
 
-    version = file_sha256(ROOT / "models" / "mnist" / "model.onnx")
-    assert f'"version": "{version}"' in README, "re-run the curl example after retraining"
+    digest = folder_digests(ROOT / "models", "mnist")["1"]
+    assert '"version": "1"' in README
+    assert f'"digest": "{digest}"' in README, (
+        "re-run the curl example after changing the model (weights, config or preprocessing)"
+    )
+    # Every digest the README shows, whole or short, is the shipped mnist's.
+    shown = set(re.findall(r'"digest": "([0-9a-f]{64})"', README))
+    shown |= set(re.findall(r"digest `?([0-9a-f]{12})\b", README))
+    assert shown and all(digest.startswith(d) for d in shown), f"stale digests: {shown}"
 
 
 def test_bad_input_table_is_generated_from_the_tests_cases() -> None:

@@ -88,6 +88,7 @@ def test_card_documents_the_model(model):
         "## data",
         "## training recipe",
         "## input contract",
+        "## identity",
         "## limitations",
         "## evaluation",
     ):
