@@ -91,7 +91,8 @@ class SocketPerWorker(Multiprocess):
             self.processes[slot] = self._spawn(slot)
 
     def restart_all(self) -> None:
-        """SIGHUP: replace each worker in turn, the new one serving before the old stops."""
+        """SIGHUP: replace each worker in turn, the new one serving before the old stops.
+        The old one drains without losing a request (`GuardedHttpProtocol.shutdown`)."""
         for slot, old in enumerate(self.processes):
             if self.should_exit.is_set():
                 return
