@@ -182,7 +182,11 @@ SAME_ANSWER = ("model", "version", "digest", "sha256", "label", "confidence", "p
 LOOKUPS = "mlserve_gateway_cache_lookups_total"
 
 
-def fresh_digits(folder: Path, count: int = 20) -> list[Path]:
+PHOTOS = 200
+"""The issue's folder: a second run over 200 pictures uploads none of them."""
+
+
+def fresh_digits(folder: Path, count: int = PHOTOS) -> list[Path]:
     """`count` distinct PNGs that no other test sends: the mnist samples on white, each at a
     size of its own."""
     shown = [path for path, _ in samples("mnist")]
@@ -191,8 +195,8 @@ def fresh_digits(folder: Path, count: int = 20) -> list[Path]:
         with Image.open(shown[index % len(shown)]) as image:
             flat = Image.new("RGBA", image.size, "white")
             flat.alpha_composite(image.convert("RGBA"))
-        side = 60 + 7 * index
-        path = folder / f"digit_{index:02d}.png"
+        side = 40 + index
+        path = folder / f"digit_{index:03d}.png"
         path.write_bytes(encode(flat.convert("RGB").resize((side, side))))
         paths.append(path)
     return paths
@@ -230,9 +234,9 @@ def test_a_folder_sent_again_is_answered_by_content_and_uploads_nothing(
         return answers, result.stderr, {key: after[key] - before[key] for key in before}
 
     first, summary, moved = predict_folder()
-    assert "20 ok, 0 failed; 0 answered by content, 20 uploaded" in summary
+    assert f"{PHOTOS} ok, 0 failed; 0 answered by content, {PHOTOS} uploaded" in summary
     assert all(answer["uploaded"] and not answer["cached"] for answer in first.values())
-    assert moved["model_api_answers"] == moved["inferences"] == 20  # each one computed
+    assert moved["model_api_answers"] == moved["inferences"] == PHOTOS  # each one computed
     assert moved["gateway_hits"] == 0
     for path in paths:
         answer = first[path.name]
@@ -241,7 +245,7 @@ def test_a_folder_sent_again_is_answered_by_content_and_uploads_nothing(
         assert answer["digest"] == health["digest"]
 
     second, summary, moved = predict_folder()
-    assert "20 ok, 0 failed; 20 answered by content, 0 uploaded" in summary
+    assert f"{PHOTOS} ok, 0 failed; {PHOTOS} answered by content, 0 uploaded" in summary
     # Not one upload: the gateway read the cache for none, model_api answered none.
     assert moved == dict.fromkeys(moved, 0)
     for name, answer in first.items():
@@ -250,9 +254,9 @@ def test_a_folder_sent_again_is_answered_by_content_and_uploads_nothing(
         assert {key: again[key] for key in SAME_ANSWER} == {key: answer[key] for key in SAME_ANSWER}
 
     third, summary, moved = predict_folder("--always-upload")
-    assert "20 ok, 0 failed; 0 answered by content, 20 uploaded" in summary
+    assert f"{PHOTOS} ok, 0 failed; 0 answered by content, {PHOTOS} uploaded" in summary
     # Every file reached the server (answered by the gateway or by model_api), from the cache.
-    assert moved["gateway_hits"] + moved["model_api_answers"] == 20
+    assert moved["gateway_hits"] + moved["model_api_answers"] == PHOTOS
     assert moved["inferences"] == 0
     for name, answer in first.items():
         again = third[name]
