@@ -16,7 +16,7 @@ from pathlib import Path
 
 from mlserve_common.stack_health import DOWN, HEALTHY, SERVICES, model_api_state
 from stackctl import probes
-from stackctl.processes import alive, log_tail, read_pid, spawn, terminate
+from stackctl.processes import FAILED, alive, log_tail, read_pid, running, spawn, terminate
 from stackctl.settings import ROOT, StackSettings
 
 REQUIREMENTS = (ROOT / "model_api" / "requirements.txt", ROOT / "web_api" / "requirements.txt")
@@ -88,9 +88,9 @@ def _stack_file(settings: StackSettings) -> Path:
 
 def start(settings: StackSettings, app_type: str, model_name: str) -> int:
     """Start Redis, model_api and web_api; wait until all are healthy; print the URL."""
-    running = [name for name in SERVICES if alive(read_pid(settings.run_dir, name))]
-    if running:
-        print(f"error: already running ({', '.join(running)}); run ./stop_all.sh first")
+    up = [name for name in SERVICES if running(settings.run_dir, name)]
+    if up:
+        print(f"error: already running ({', '.join(up)}); run ./stop_all.sh first")
         return 1
     busy = [
         f"{name} port {port}"
@@ -186,7 +186,11 @@ def health(settings: StackSettings) -> int:
 
 
 def stop(settings: StackSettings) -> int:
-    """Stop web_api, model_api, then Redis (which saves its data on SIGTERM)."""
+    """Stop web_api, model_api, then Redis (which saves its data on SIGTERM): a line per
+    service saying what was done; exit 1 when one of them could not be stopped."""
+    failed = False
     for name in reversed(SERVICES):
-        print(f"{name}: {'stopped' if terminate(settings.run_dir, name) else 'not running'}")
-    return 0
+        result = terminate(settings.run_dir, name)
+        print(f"{name}: {result.message}", flush=True)
+        failed |= result.outcome == FAILED
+    return 1 if failed else 0
