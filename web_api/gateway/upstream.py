@@ -26,6 +26,13 @@ bodies in memory, Content-Length or chunked answers.
   so the server never closes one under a request. If a reused connection fails before any
   byte of an answer came back anyway, the request is sent once more on a fresh one
   (everything the gateway forwards is idempotent).
+- A connection never falls one answer behind: HTTP/1.1 pairs answers with requests by order
+  alone, so a connection that received anything it was not waiting for (a byte after an
+  answer, or while idle in the pool) is closed at once and never reused. Interim answers
+  (1xx: 100 Continue, 103 Early Hints) are skipped, the request waits for its final one;
+  101 Switching Protocols, a status outside 100-599 or an answer the parser refuses breaks
+  the exchange and closes the connection. An HTTP/1.0 answer or `Connection: close` closes
+  the connection after the answer.
 """
 
 from __future__ import annotations
@@ -71,6 +78,10 @@ class PoolExhausted(TimeoutError):
     """Every connection stayed busy for `pool_timeout`."""
 
 
+class _Unexpected(Exception):
+    """Raised in a parser callback: what came back is not the answer to the request sent."""
+
+
 @dataclass(frozen=True)
 class Answer:
     status: int
@@ -95,17 +106,23 @@ class _Connection(asyncio.Protocol):
         self._headers: dict[bytes, bytes] = {}
         self._body: list[bytes] = []
         self._keep_alive = True
+        self._expecting = False  # a request is out and its final answer not complete yet
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        if not self._expecting:  # while idle: an answer to no request, never to be read as one
+            self.close()
+            return
         self.answered_bytes = True
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self._fail(UpstreamDisconnected(f"unreadable answer from upstream: {exc}"))
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            self._fail(
+                UpstreamDisconnected(f"unreadable answer from upstream: {exc.__cause__ or exc}")
+            )
             self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -115,19 +132,36 @@ class _Connection(asyncio.Protocol):
         self._fail(UpstreamDisconnected("upstream closed the connection"))
 
     # httptools callbacks
+    def on_message_begin(self) -> None:
+        if not self._expecting:  # more after the answer, in the same read
+            raise _Unexpected("bytes after the answer")
+
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers[name.lower()] = value
 
     def on_headers_complete(self) -> None:
-        self._keep_alive = self._parser.should_keep_alive()
+        keep_alive = self._parser.should_keep_alive()
+        # An HTTP/1.0 answer keeps alive only with `Connection: keep-alive`: the version
+        # (a string made per call) is looked at only then. Such a connection closes.
+        if keep_alive and b"connection" in self._headers:
+            keep_alive = self._parser.get_http_version() == "1.1"
+        self._keep_alive = keep_alive
 
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
 
     def on_message_complete(self) -> None:
-        answer = Answer(self._parser.get_status_code(), self._headers, b"".join(self._body))
-        self.worker = self._headers.get(WORKER_HEADER, self.worker)
-        workers = self._headers.get(WORKERS_HEADER)
+        status, headers = self._parser.get_status_code(), self._headers
+        if not 200 <= status <= 599:
+            if not 100 <= status <= 199 or status == 101:  # 101: not HTTP any more
+                raise _Unexpected(f"status {status}")
+            self._headers, self._body = {}, []  # interim (1xx): the final answer follows
+            return
+        self._expecting = False
+        answer = Answer(status, headers, b"".join(self._body))
+        self._headers, self._body = {}, []  # what may follow must not touch this answer
+        self.worker = headers.get(WORKER_HEADER, self.worker)
+        workers = headers.get(WORKERS_HEADER)
         if workers is not None and workers.isdigit():
             self.workers = int(workers)
         if not self._keep_alive:
@@ -144,7 +178,7 @@ class _Connection(asyncio.Protocol):
         if self.closed or self.transport is None:
             raise UpstreamDisconnected("upstream closed the connection")
         self._future = asyncio.get_running_loop().create_future()
-        self._headers, self._body, self.answered_bytes = {}, [], False
+        self.answered_bytes, self._expecting = False, True
         for part in data:
             self.transport.write(part)
         try:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 
 from web_api.gateway.errors import GatewaySaturatedError, ModelApiUnavailableError
 from web_api.gateway.model_client import ModelApiClient
-from web_api.gateway.upstream import UpstreamPool
+from web_api.gateway.upstream import Answer, UpstreamDisconnected, UpstreamPool
 
 OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
 
@@ -294,3 +297,238 @@ async def test_a_single_worker_server_is_not_searched_for_others() -> None:
             await pool.request("GET", "/", {})
         await pool.close()
     assert opened == [b"a"]
+
+
+# A stand-in for model_api that misbehaves on purpose. Every request's path is its marker and
+# the real answer's body echoes it: an answer read for the wrong request shows at once.
+
+
+def own_answer(request: bytes, head: bytes = b"HTTP/1.1 200 OK\r\n") -> bytes:
+    """The answer to `request`: its path as the body."""
+    path = request.split(b" ", 2)[1]
+    return head + b"content-length: %d\r\n\r\n" % len(path) + path
+
+
+STRAY = b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\n/stray"
+
+
+@asynccontextmanager
+async def stand_in(respond) -> AsyncIterator[tuple[str, list[int]]]:
+    """A server that answers every request of a connection with `await respond(request,
+    writer)`; `opened[0]` counts its connections. On the way out it waits for the client's
+    connections to end (close the pool inside)."""
+    opened = [0]
+    handlers: set[asyncio.Task] = set()
+
+    async def handle(reader, writer) -> None:
+        handlers.add(asyncio.current_task())
+        opened[0] += 1
+        try:
+            while True:
+                await respond(await read_request(reader), writer)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server, url = await serve(handle)
+    async with server:
+        yield url, opened
+        if handlers:
+            await asyncio.wait(handlers, timeout=2)
+
+
+def new_pool(url: str, limit: int = 1) -> UpstreamPool:
+    return UpstreamPool(url, limit=limit, connect_timeout=1, pool_timeout=5, idle_seconds=30)
+
+
+def markers(count: int, start: int = 0) -> list[bytes]:
+    return [b"/m%d" % i for i in range(start, start + count)]
+
+
+async def ask(pool: UpstreamPool, marker: bytes) -> Answer:
+    return await pool.request("POST", marker.decode(), {}, b"x", timeout=5)
+
+
+async def test_sequential_requests_reuse_one_keep_alive_connection() -> None:
+    async def well_behaved(request, writer) -> None:
+        writer.write(own_answer(request))
+
+    async with stand_in(well_behaved) as (url, opened):
+        pool = new_pool(url, limit=4)
+        answers = [await ask(pool, m) for m in markers(100)]
+        await pool.close()
+    assert [a.body for a in answers] == markers(100)
+    assert opened == [1]
+
+
+async def test_an_extra_answer_in_the_same_write_is_never_read_as_the_next_one() -> None:
+    """The stray answer arrives with the real one: the real one is delivered, the connection
+    closed, and the next request goes on a fresh one."""
+
+    async def answers_twice(request, writer) -> None:
+        writer.write(own_answer(request) + STRAY)
+
+    async with stand_in(answers_twice) as (url, opened):
+        pool = new_pool(url)
+        answers = [await ask(pool, m) for m in markers(50)]
+        await pool.close()
+    assert [a.body for a in answers] == markers(50)
+    assert opened == [50]
+
+
+@pytest.mark.parametrize(
+    "stray",
+    [STRAY, b"garbage", b"\x00", b"\r\n", b"HTTP/1.1 200 OK\r\n"],
+    ids=["answer", "garbage", "nul", "crlf", "half-a-head"],
+)
+async def test_bytes_received_while_idle_retire_the_connection(stray: bytes) -> None:
+    """Bytes that arrive while a connection is idle in the pool (an extra answer, garbage,
+    even a line break or the start of a head the parser would take) answer no request: the
+    connection is closed, and the next request gets its own answer on a fresh one."""
+    sent = asyncio.Event()
+
+    async def then_more_later(request, writer) -> None:
+        writer.write(own_answer(request))
+        await writer.drain()
+        await asyncio.sleep(0.002)
+        writer.write(stray)
+        sent.set()
+
+    async with stand_in(then_more_later) as (url, opened):
+        pool = new_pool(url)
+        answers = []
+        for marker in markers(30):
+            answers.append(await ask(pool, marker))
+            await sent.wait()
+            sent.clear()
+            await asyncio.sleep(0.01)  # the stray bytes are read while the connection idles
+        await pool.close()
+    assert [a.body for a in answers] == markers(30)
+    assert opened == [30]
+
+
+@pytest.mark.parametrize("together", [True, False], ids=["one-write", "apart"])
+async def test_interim_answers_are_skipped_for_the_final_one(together: bool) -> None:
+    """100 Continue and 103 Early Hints before the answer: the request gets the final answer
+    (none of the interim headers), and the connection stays in use."""
+    interim = [
+        b"HTTP/1.1 100 Continue\r\n\r\n",
+        b"HTTP/1.1 103 Early Hints\r\nlink: </hint>; rel=preload\r\n\r\n",
+    ]
+
+    async def with_interim_answers(request, writer) -> None:
+        if together:
+            writer.write(b"".join(interim) + own_answer(request))
+            return
+        for part in interim:
+            writer.write(part)
+            await writer.drain()
+            await asyncio.sleep(0.001)
+        writer.write(own_answer(request))
+
+    async with stand_in(with_interim_answers) as (url, opened):
+        pool = new_pool(url, limit=4)
+        answers = [await ask(pool, m) for m in markers(50)]
+        await pool.close()
+    assert [a.body for a in answers] == markers(50)
+    assert {a.status for a in answers} == {200}
+    assert not any(b"link" in a.headers for a in answers)
+    assert opened == [1]
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"HTTP/1.0 200 OK\r\n",
+        b"HTTP/1.0 200 OK\r\nconnection: keep-alive\r\n",
+        b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nkeep-alive: timeout=30\r\n",
+        b"HTTP/1.1 200 OK\r\nconnection: close\r\n",
+    ],
+    ids=["1.0", "1.0-keep-alive", "1.0-keep-alive-timeout", "1.1-close"],
+)
+async def test_an_http_1_0_or_closing_answer_closes_the_connection(head: bytes) -> None:
+    """The stand-in keeps every connection open and would answer more on it; the client uses
+    each for one answer only."""
+
+    async def old_fashioned(request, writer) -> None:
+        writer.write(own_answer(request, head))
+
+    async with stand_in(old_fashioned) as (url, opened):
+        pool = new_pool(url)
+        answers = [await ask(pool, m) for m in markers(30)]
+        await pool.close()
+    assert [a.body for a in answers] == markers(30)
+    assert opened == [30]
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n",
+        b"HTTP/1.1 101 Switching Protocols\r\n\r\n\x81\x05hello",
+        b"HTTP/1.1 999 Odd\r\ncontent-length: 0\r\n\r\n",
+        b"HTTP/1.1 099 Odd\r\ncontent-length: 0\r\n\r\n",
+        b"garbage\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n",
+    ],
+    ids=["101-upgrade", "101-then-frames", "status-999", "status-099", "garbage", "bad-length"],
+)
+async def test_a_broken_answer_fails_its_request_and_closes_the_connection(broken: bytes) -> None:
+    """Every fifth request is answered with something that is no final HTTP answer: that
+    request fails (it reached the server: no retry), its connection is closed, and every
+    other request gets its own answer."""
+
+    async def now_and_then_broken(request, writer) -> None:
+        writer.write(broken if b" /broken" in request else own_answer(request))
+
+    async with stand_in(now_and_then_broken) as (url, opened):
+        pool = new_pool(url)
+        answers, failed = [], 0
+        for i, marker in enumerate(markers(41)):
+            if i % 5 == 4:
+                with pytest.raises(UpstreamDisconnected) as refused:
+                    await ask(pool, b"/broken")
+                assert refused.value.answered
+                failed += 1
+            else:
+                answers.append(await ask(pool, marker))
+        await pool.close()
+    assert [a.body for a in answers] == [m for i, m in enumerate(markers(41)) if i % 5 != 4]
+    assert failed == 8 and opened == [1 + failed]
+
+
+async def test_under_concurrency_a_misbehaving_upstream_never_shifts_an_answer() -> None:
+    """16 tasks over 4 connections, 480 requests; the stand-in picks at random (seeded) to
+    answer normally, with an extra answer after, with interim answers before, as HTTP/1.0,
+    or with `Connection: close`."""
+    chance = random.Random(27)
+
+    async def any_of_them(request, writer) -> None:
+        kind = chance.randrange(5)
+        if kind == 1:
+            writer.write(own_answer(request) + STRAY)
+        elif kind == 2:
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n" + own_answer(request))
+        elif kind == 3:
+            writer.write(own_answer(request, b"HTTP/1.0 200 OK\r\nconnection: keep-alive\r\n"))
+        elif kind == 4:
+            writer.write(own_answer(request, b"HTTP/1.1 200 OK\r\nconnection: close\r\n"))
+        else:
+            writer.write(own_answer(request))
+
+    async with stand_in(any_of_them) as (url, opened):
+        pool = new_pool(url, limit=4)
+
+        async def task(first: int) -> list[tuple[bytes, bytes]]:
+            got = []
+            for marker in markers(30, first):
+                got.append((marker, (await ask(pool, marker)).body))
+            return got
+
+        results = await asyncio.gather(*(task(30 * n) for n in range(16)))
+        await pool.close()
+    pairs = [pair for result in results for pair in result]
+    assert len(pairs) == 480 and all(marker == body for marker, body in pairs)
+    assert 1 < opened[0] < 480  # connections were both retired and reused
