@@ -85,6 +85,28 @@ CASES = {
     "truncated": (part(FILE_HEADERS, PNG), CT, None),
     "wrong boundary": (part(FILE_HEADERS, PNG, "other") + closing("other"), CT, None),
     "no boundary": (part(FILE_HEADERS, PNG) + closing(), "multipart/form-data", None),
+    # Issue 27: layouts the full parser reads otherwise go to it (and 400 at every size).
+    "duplicated boundary": (
+        part(FILE_HEADERS, PNG) + closing(),
+        f"{CT}; boundary=other",
+        None,
+    ),
+    "quoted boundary with ;": (
+        part(FILE_HEADERS, PNG) + closing(),
+        f'multipart/form-data; boundary="{B};x"',
+        None,
+    ),
+    "unterminated quote": (
+        part(FILE_HEADERS, PNG) + closing(),
+        f'multipart/form-data; boundary="{B}',
+        None,
+    ),
+    'name="a;filename="b"': (
+        part('Content-Disposition: form-data; name="a;filename="b"', PNG) + closing(),
+        CT,
+        None,
+    ),
+    "nine headers": (part(FILE_HEADERS + "\r\nContent-Type: x" * 8, PNG) + closing(), CT, None),
 }
 
 
