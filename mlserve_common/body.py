@@ -17,6 +17,7 @@ from mlserve_common.errors import (
     PayloadTooLargeError,
     UploadsBusyError,
 )
+from mlserve_common.numbers import NumberFormatError, NumberTooLargeError, parse_header_count
 
 
 def too_large(max_bytes: int) -> PayloadTooLargeError:
@@ -61,15 +62,28 @@ class Reservation:
         self.bytes += count
 
 
+def declared_length(request: Request, max_bytes: int | None = None) -> int | None:
+    """The body's size as its Content-Length declares it; None where it declares none
+    (a chunked body). 400 for one that is not ASCII digits (the HTTP parser refuses most
+    before this); 413 for one over `max_bytes`."""
+    declared = request.headers.get("content-length")
+    if declared is None:
+        return None
+    try:
+        return parse_header_count(declared, "Content-Length", max_bytes, unit="bytes")
+    except NumberFormatError as exc:
+        if isinstance(exc, NumberTooLargeError) and max_bytes is not None:
+            raise too_large(max_bytes) from None
+        raise InvalidRequestError(exc.message) from None
+
+
 async def limited_stream(
     request: Request, max_bytes: int, reservation: Reservation | None = None
 ) -> AsyncGenerator[bytes, None]:
     """The body's chunks; 413 as soon as more than `max_bytes` are declared or received,
-    503 when the `reservation`'s budget cannot hold them."""
-    declared = request.headers.get("content-length", "")
-    expected = int(declared) if declared.isdigit() else None
-    if expected is not None and expected > max_bytes:
-        raise too_large(max_bytes)
+    503 when the `reservation`'s budget cannot hold them; 400 for a Content-Length that is
+    not a number (`declared_length`)."""
+    expected = declared_length(request, max_bytes)
     if reservation is not None and expected is not None:
         reservation.take(expected)  # refused before a byte is read
     received = 0

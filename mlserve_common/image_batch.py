@@ -126,7 +126,14 @@ def decode_images(body: bytes) -> list[Item]:
 
 
 def _header_length(value: object, size: int) -> bool:
+    """Null, or a whole number of bytes within an item of `size` bytes (JSON numbers only:
+    a float, a bool or a numeric string is not one)."""
     return value is None or (type(value) is int and 0 <= value <= size)
+
+
+def _is_header_value(value: object) -> bool:
+    """Text an HTTP answer can carry as a header value (printable ASCII, bounded)."""
+    return isinstance(value, str) and len(value) <= 64 and value.isascii() and value.isprintable()
 
 
 def encode_answers(answers: list[ItemAnswer]) -> bytes:
@@ -152,12 +159,14 @@ def decode_answers(body: bytes, count: int) -> list[ItemAnswer]:
             not isinstance(row, list)
             or len(row) not in (3, 4)
             or type(row[0]) is not int
-            or not (row[2] is None or isinstance(row[2], str))
+            or not 200 <= row[0] <= 599
+            or not (row[2] is None or _is_header_value(row[2]))
             or (len(row) == 4 and not (type(row[3]) is int and row[3] >= 0))
         ):
             raise BatchFormatError(
                 "an answer must be [status, size, retry_after] or "
-                "[status, size, retry_after, header_length]"
+                "[status, size, retry_after, header_length], with a final HTTP status and a "
+                "retry_after that can be a header"
             )
     bodies = _cut(payload, _sizes([row[1] for row in rows], "answers"), "answers")
     return [

@@ -5,6 +5,8 @@ services and the tests: JSON alone, or a JSON header followed by raw tensors, wh
 from __future__ import annotations
 
 HEADER_LENGTH = "inference-header-content-length"
+HEADER_NAME = "Inference-Header-Content-Length"
+"""The same header as people write it, for messages."""
 JSON = "application/json"
 BINARY = "application/octet-stream"
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -21,11 +20,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mlserve_common.errors import log_unexpected
 from model_api.errors import OverloadedError
 from model_api.inference import ModelRunner
 from model_api.model_config import BatchingConfig
-
-log = logging.getLogger("model_api")
 
 
 class Announcement:
@@ -172,8 +170,8 @@ class Batcher:
         try:
             tensors = np.concatenate([w.tensor for w in batch])
             rows = await loop.run_in_executor(self._executor, self.runner.run, tensors)
-        except Exception:
-            log.exception("a batch of %d failed; running its images one by one", len(batch))
+        except Exception as exc:  # each image gets its own answer, or its own error
+            log_unexpected(exc, f"a batch of {len(batch)}, run again image by image")
             for waiting in batch:
                 await self._run_one(waiting)
             return

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated
@@ -20,6 +19,7 @@ from mlserve_common.errors import (
     MLServeError,
     error_body_for,
     log_error,
+    log_unexpected,
 )
 from mlserve_common.hot_path import HotRoute
 from mlserve_common.image_batch import ItemAnswer
@@ -45,7 +45,6 @@ from model_api.schemas import (
 from model_api.service import ModelService
 
 router = APIRouter()
-log = logging.getLogger("model_api")
 APP_TYPES = tuple(t.value for t in AppType)
 
 
@@ -179,8 +178,8 @@ async def _answer(
         retry_after = exc.headers.get("Retry-After") if exc.headers else None
         body = orjson.dumps(error_body_for(request_id, exc.code, exc.message))
         return ItemAnswer(exc.status_code, body, retry_after)
-    except Exception:
-        log.exception("unhandled error in a batched request")
+    except Exception as exc:
+        log_unexpected(exc, f"a batched request, {request_id}")
         body = orjson.dumps(error_body_for(request_id, "internal_error", "Internal server error"))
         return ItemAnswer(500, body)
     finally:

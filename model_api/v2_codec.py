@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import orjson
 
-from mlserve_common.v2_wire import HEADER_LENGTH
+from mlserve_common.numbers import NumberFormatError, bounded_product, parse_header_count
+from mlserve_common.v2_wire import HEADER_NAME
 
 DTYPES = {
     "FP32": np.dtype("<f4"),
@@ -75,14 +76,24 @@ def _object(value: object, what: str) -> dict:
     return value
 
 
+def header_length_of(text: str) -> int:
+    """The JSON header's length an `Inference-Header-Content-Length` value gives: ASCII
+    digits only, within the spaces HTTP allows around a value (`mlserve_common.numbers`);
+    `V2RequestError` for anything else."""
+    try:
+        return parse_header_count(text, HEADER_NAME, unit="bytes")
+    except NumberFormatError as exc:
+        raise V2RequestError(exc.message) from None
+
+
 def parse_request(body: bytes, header_length: str | None) -> InferRequest:
-    """Parse an inference request, JSON alone or JSON plus binary tensors."""
+    """Parse an inference request, JSON alone or JSON plus binary tensors; the JSON's length
+    is `header_length`, the `Inference-Header-Content-Length` header as sent (None: the body
+    is JSON alone)."""
     if header_length is not None:
-        if not header_length.isdigit() or int(header_length) > len(body):
-            raise V2RequestError(
-                f"{HEADER_LENGTH} is {header_length!r} but the body has {len(body)} bytes"
-            )
-        split = int(header_length)
+        split = header_length_of(header_length)
+        if split > len(body):
+            raise V2RequestError(f"{HEADER_NAME} is {split:,} but the body has {len(body):,} bytes")
         head, binary = body[:split], memoryview(body)[split:]
     else:
         head, binary = body, memoryview(b"")
@@ -134,19 +145,20 @@ def _parse_input(item: dict, binary: memoryview) -> tuple[Tensor, int]:
         raise V2RequestError("every input needs a 'name'")
     if datatype != "BYTES" and datatype not in DTYPES:
         raise V2RequestError(f"input {name!r}: unknown datatype {datatype!r}")
-    if not isinstance(shape, list) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
-    ):
+    if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
         raise V2RequestError(f"input {name!r}: 'shape' must be a list of non-negative integers")
-    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
-    if count > MAX_ELEMENTS:
-        raise V2RequestError(f"input {name!r}: shape {shape} has more than {MAX_ELEMENTS} elements")
+    count = bounded_product(shape, MAX_ELEMENTS)  # 1 for a scalar's shape []
+    if count is None:
+        raise V2RequestError(
+            f"input {name!r}: shape {_shown(shape)} has more than {MAX_ELEMENTS} elements"
+        )
     parameters = _object(item.get("parameters") or {}, f"input {name!r} parameters")
     size = parameters.get("binary_data_size")
     if size is not None:
-        if not isinstance(size, int) or size < 0 or size > len(binary):
+        if type(size) is not int or size < 0 or size > len(binary):
             raise V2RequestError(
-                f"input {name!r}: binary_data_size {size!r} but {len(binary)} bytes remain"
+                f"input {name!r}: binary_data_size must be a whole number of bytes, at most "
+                f"the {len(binary)} bytes that remain, not {_shown(size)}"
             )
         raw = bytes(binary[:size])
         data = _from_binary(name, datatype, raw, count)
@@ -217,14 +229,29 @@ def _from_json(
 
 
 def _flatten(data: object) -> list:
+    """The elements of nested lists, in order; without recursion (orjson parses lists
+    nested deeper than Python's recursion limit)."""
     if not isinstance(data, list):
         return [data]
     if not any(isinstance(element, list) for element in data):
         return data
     flat: list = []
-    for element in data:
-        flat.extend(_flatten(element))
+    stack = [iter(data)]
+    while stack:
+        for element in stack[-1]:
+            if isinstance(element, list):
+                stack.append(iter(element))
+                break
+            flat.append(element)
+        else:
+            stack.pop()
     return flat
+
+
+def _shown(value: object) -> str:
+    """A value from the request, for a message: at most 80 characters of it."""
+    text = repr(value[:9] if isinstance(value, list) else value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 @dataclass(frozen=True)

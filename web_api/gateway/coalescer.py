@@ -41,6 +41,7 @@ import dataclasses
 import logging
 import re
 from dataclasses import dataclass
+from typing import Literal
 from urllib.parse import urlencode
 
 import orjson
@@ -48,6 +49,7 @@ import orjson
 from mlserve_common import image_batch, v2_wire
 from mlserve_common.image_batch import Item
 from mlserve_common.image_formats import declared_pixels
+from mlserve_common.numbers import NumberFormatError, parse_header_count
 from mlserve_common.observability import REQUEST_ID_HEADER
 from web_api.gateway import metrics
 from web_api.gateway.errors import ModelApiUnavailableError
@@ -177,10 +179,12 @@ class ImageForwarder:
         """A `POST` of `body` to the V2 `target` (a path without a query), with `headers`
         when it goes alone unshared."""
         destination = Destination.v2_infer(target)
-        length = headers.get(v2_wire.HEADER_LENGTH)
-        if destination is None or not self._shareable_v2(body, length):
+        length = _header_length(headers.get(v2_wire.HEADER_LENGTH))
+        if destination is None or length is False or not self._shareable_v2(body, length):
+            # model_api answers what the gateway does not understand (a header that is not
+            # a number gets its 400 there), exactly as sent
             return await self.client.request("POST", target, body=body, headers=headers)
-        item = Item(request_id, body, None if length is None else int(length))
+        item = Item(request_id, body, length)
         return await self._forward(destination, item, True)
 
     async def _forward(
@@ -235,7 +239,7 @@ class ImageForwarder:
         pixels = declared_pixels(image)
         return pixels is not None and 0 < pixels <= self.max_pixels
 
-    def _shareable_v2(self, body: bytes, header_length: str | None) -> bool:
+    def _shareable_v2(self, body: bytes, header_length: int | None) -> bool:
         if not self.coalescing or not 0 < len(body) <= self.max_image_bytes:
             return False
         return light_v2_request(body, header_length, self.max_pixels)
@@ -332,6 +336,17 @@ class ImageForwarder:
             )
             for a in decoded
         ]
+
+
+def _header_length(text: str | None) -> int | None | Literal[False]:
+    """An `Inference-Header-Content-Length` as a number (None: no header); False for one
+    that is not ASCII digits (`mlserve_common.numbers`)."""
+    if text is None:
+        return None
+    try:
+        return parse_header_count(text, v2_wire.HEADER_NAME, unit="bytes")
+    except NumberFormatError:
+        return False
 
 
 def _envelope(answer: UpstreamResponse) -> dict | None:

@@ -11,22 +11,27 @@ light: it goes to model_api alone, exactly as sent, and gets the protocol's own 
 from __future__ import annotations
 
 import base64
-import math
 import struct
 
 import orjson
 
+from mlserve_common import v2_wire
 from mlserve_common.image_formats import declared_pixels
+from mlserve_common.numbers import bounded_product, parse_header_count
 
 
-def light_v2_request(body: bytes, header_length: str | None, max_pixels: int) -> bool:
+def light_v2_request(body: bytes, header_length: int | str | None, max_pixels: int) -> bool:
+    """`header_length`: the JSON's length before binary data, as a number or as the
+    `Inference-Header-Content-Length` header wrote it (ASCII digits, else not light)."""
     try:
         if header_length is None:
             head, binary = body, b""
-        elif header_length.isdigit() and int(header_length) <= len(body):
-            head, binary = body[: int(header_length)], body[int(header_length) :]
         else:
-            return False
+            if type(header_length) is not int:
+                header_length = parse_header_count(header_length, v2_wire.HEADER_NAME)
+            if not 0 <= header_length <= len(body):
+                return False
+            head, binary = body[:header_length], body[header_length:]
         request = orjson.loads(head)
         inputs = request["inputs"]
         if not isinstance(inputs, list) or len(inputs) != 1:
@@ -35,11 +40,13 @@ def light_v2_request(body: bytes, header_length: str | None, max_pixels: int) ->
         shape = tensor["shape"]
         if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
             return False
-        count = math.prod(shape)
+        count = bounded_product(shape, max_pixels)  # no giant product of huge dimensions
+        if count is None:
+            return False
         if tensor["datatype"] != "BYTES":
             return 0 < count <= max_pixels
         image = _one_file(tensor, binary) if count == 1 else None
-    except (AttributeError, KeyError, TypeError, ValueError):  # JSON and base64 errors too
+    except (AttributeError, KeyError, TypeError, ValueError):  # JSON, base64, number errors
         return False
     pixels = declared_pixels(image) if image else None
     return pixels is not None and 0 < pixels <= max_pixels

@@ -218,3 +218,73 @@ def test_the_benchmark_sends_what_tritonclient_sends() -> None:
     body, header_length = triton.InferenceServerClient.generate_request_body([image], [output])
     ours = f"{head}{len(png) + 4}{tail}".encode() + struct.pack("<I", len(png)) + png
     assert ours == body and header_length == len(ours) - len(png) - 4
+
+
+FP32_ONE = b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1]}]}'
+
+
+@pytest.mark.parametrize(
+    "length",
+    ["²", "³", "¹", "١٢", "１２", "+1", "-1", "1_0", "1.0", "", " ", "0x1", "1 2", "\xa01"],
+)
+def test_a_header_length_is_ascii_digits_or_a_request_error(length: str) -> None:
+    """Issue 27: `'²'.isdigit()` but `int('²')` fails: that was a 500; `int('١٢')` is 12."""
+    with pytest.raises(V2RequestError) as refused:
+        parse_request(FP32_ONE, length)
+    assert str(refused.value).startswith(
+        "Inference-Header-Content-Length must be a whole number of bytes written in ASCII digits"
+    )
+
+
+def test_a_huge_header_length_is_refused_without_building_it() -> None:
+    for length in ("9" * 19, "9" * 10_000):
+        with pytest.raises(V2RequestError, match="too large"):
+            parse_request(FP32_ONE, length)
+    with pytest.raises(V2RequestError, match="is 999,999 but the body has 74 bytes"):
+        parse_request(FP32_ONE, "999999")
+    assert parse_request(FP32_ONE, f"000{len(FP32_ONE)}").inputs[0].data.tolist() == [1.0]
+
+
+def test_a_header_length_may_have_the_spaces_http_allows_around_a_value() -> None:
+    """`Inference-Header-Content-Length: 74 ` reaches the service with its trailing space
+    (the HTTP parser drops only the leading ones): it is still 74."""
+    for length in (f" {len(FP32_ONE)}", f"{len(FP32_ONE)} ", f"\t{len(FP32_ONE)}\t "):
+        assert parse_request(FP32_ONE, length).inputs[0].data.tolist() == [1.0]
+
+
+def _one_input(**fields: object) -> bytes:
+    return orjson.dumps({"inputs": [{"name": "x", "datatype": "FP32", **fields}]})
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [[2**63], [2**64 - 1], [2**32, 2**32], [2**62, 4], [1 << 26, 2]],
+)
+def test_a_shape_whose_count_overflows_64_bits_is_too_many_elements(shape: list) -> None:
+    """numpy's int64 product wrapped around (`[2**32, 2**32]` had 0 elements) or failed
+    (`[2**63]`: an OverflowError, a 500)."""
+    with pytest.raises(V2RequestError, match="more than 67108864 elements"):
+        parse_request(_one_input(shape=shape, data=[1]), None)
+
+
+@pytest.mark.parametrize("shape", [[1.0], [True], ["1"], [-1], [None], "1", 1])
+def test_a_shape_is_a_list_of_json_integers(shape: object) -> None:
+    with pytest.raises(V2RequestError, match="'shape' must be a list of non-negative integers"):
+        parse_request(_one_input(shape=shape, data=[1]), None)
+
+
+@pytest.mark.parametrize("size", [True, False, 4.0, "4", -1, 2**63, 9])
+def test_binary_data_size_is_a_json_integer_within_the_body(size: object) -> None:
+    head = _one_input(shape=[1], parameters={"binary_data_size": size})
+    with pytest.raises(V2RequestError, match="binary_data_size must be a whole number of bytes"):
+        parse_request(head + b"\0" * 4, str(len(head)))
+
+
+def test_data_nested_past_the_recursion_limit_is_a_request_error_not_a_crash() -> None:
+    deep = b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": '
+    deep += b"[" * 1000 + b"1" + b"]" * 1000 + b"}]}"
+    assert parse_request(deep, None).inputs[0].data.tolist() == [1.0]
+    with pytest.raises(V2RequestError, match="cannot be parsed"):  # orjson's own limit
+        parse_request(
+            deep.replace(b"[" * 1000, b"[" * 1100).replace(b"]" * 1000, b"]" * 1100), None
+        )
