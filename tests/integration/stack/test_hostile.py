@@ -307,3 +307,54 @@ def test_a_flood_of_large_uploads_is_bounded(default_stack: RunningServices) -> 
     # Two gateway workers holding at most 64 MiB of bodies each (the issue saw 1.4 GB).
     assert rss.peak < 600 * 2**20, rss.peak / 2**20
     assert httpx.post(stack.url + "/predict", content=unique_small_pngs(1)[0]).status_code == 200
+
+
+# Round three (issue 27): the cases found by the adversarial run at cf58749. The fuzzing,
+# the rolling restart and the upstream client's stand-ins have files of their own
+# (test_numeric_fuzz.py, test_rolling_restart.py, tests/unit/web_api/test_upstream.py).
+
+
+@pytest.mark.parametrize("digit", ["²", "³", "¹"])
+def test_a_superscript_header_length_is_a_400_not_a_500(stack: RunningServices, digit: str) -> None:
+    body = b'{"inputs": []}'
+    headers = {"Inference-Header-Content-Length": digit, "content-type": "application/json"}
+    for base in (stack.url, stack.model_api_url):
+        answer = httpx.post(
+            base + "/v2/models/mnist/infer",
+            content=body,
+            headers={k: v.encode("latin-1") for k, v in headers.items()},
+        )
+        assert answer.status_code == 400, answer.text
+        assert "ASCII digits" in answer.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "content_type, disposition",
+    [
+        ("multipart/form-data; boundary=B; boundary=C", 'name="file"; filename="d.png"'),
+        ('multipart/form-data; boundary="B;x"', 'name="file"; filename="d.png"'),
+        ('multipart/form-data; boundary="B', 'name="file"; filename="d.png"'),
+        ("multipart/form-data; boundary=B", 'name="a;filename="b"'),
+    ],
+    ids=["two boundaries", "quoted ;", "unterminated quote", "name holding filename"],
+)
+def test_an_uploads_answer_does_not_depend_on_its_size(
+    stack: RunningServices, content_type: str, disposition: str
+) -> None:
+    """The same layout, under the fast path's 1 MiB and above it: one status."""
+    image = samples("mnist")[0][0].read_bytes()
+    statuses = []
+    for padding in (0, 1_100_000):
+        part = image + b"\0" * padding  # PNG readers ignore what follows the image's end
+        body = (
+            b"--B\r\nContent-Disposition: form-data; "
+            + disposition.encode()
+            + b"\r\nContent-Type: image/png\r\n\r\n"
+            + part
+            + b"\r\n--B--\r\n"
+        )
+        answer = httpx.post(
+            stack.url + "/predict", content=body, headers={"content-type": content_type}
+        )
+        statuses.append(answer.status_code)
+    assert statuses[0] == statuses[1], statuses
