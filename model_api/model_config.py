@@ -109,6 +109,71 @@ class ResizeStep(_Strict):
     height: int = Field(gt=0)
 
 
+class EvenLightStep(_Strict):
+    """Divide by a smooth estimate of the paper's light, so a shadow or a gradient is not ink."""
+
+    op: Literal["even_light"]
+    kernel: float = Field(
+        0.08, gt=0, le=1, description="Window of the estimate, a fraction of the short side."
+    )
+    depth: float = Field(
+        0.4, gt=0, lt=1, description="Deepest shadow evened out, a fraction of the light around."
+    )
+    tolerance: int = Field(
+        12, ge=0, le=255, description="Spread (0-255) of the estimate below which nothing changes."
+    )
+    min_side: int = Field(64, ge=1, description="A shorter side than this: the image as it is.")
+
+
+class DropSurroundingsStep(_Strict):
+    """Paint what hugs the border and is clearly darker than the paper (the table) paper."""
+
+    op: Literal["drop_surroundings"]
+    darker_by: float = Field(
+        0.25, gt=0, lt=1, description="How much darker than the paper, a fraction of it."
+    )
+    max_area: float = Field(
+        0.6, gt=0, le=1, description="Largest share of the image; more: the image as it is."
+    )
+    min_side: int = Field(64, ge=1, description="A shorter side than this: the image as it is.")
+
+
+class RemoveRulesStep(_Strict):
+    """Paint long thin horizontal and vertical lines (ruled, squared paper) paper, not the ink."""
+
+    op: Literal["remove_rules"]
+    length: float = Field(
+        0.6, gt=0, le=1, description="Shortest line, a fraction of the width (height)."
+    )
+    thickness: float = Field(
+        0.012, gt=0, le=0.1, description="Thickest line, a fraction of the short side."
+    )
+    tilt: float = Field(1.5, ge=0, le=10, description="Steepest line, degrees off the axis.")
+    darker_by: float = Field(
+        0.12, gt=0, lt=1, description="How much darker than the paper a line is, a fraction."
+    )
+    min_side: int = Field(64, ge=1, description="A shorter side than this: the image as it is.")
+
+
+class KeepDigitStep(_Strict):
+    """Keep the digit's strokes (the main one near the centre and those near it); paint the rest."""
+
+    op: Literal["keep_digit"]
+    darker_by: float = Field(
+        0.2, gt=0, lt=1, description="Ink is at least this much darker than the paper, a fraction."
+    )
+    gap: float = Field(
+        0.3, ge=0, le=2, description="Farthest stroke kept, a fraction of the digit's longer side."
+    )
+    min_area: float = Field(
+        0.03, ge=0, le=1, description="Smallest stroke kept, a fraction of the main one's area."
+    )
+    line_aspect: float = Field(
+        8.0, gt=1, description="Longer than thick by this: a line, dropped if thinner than ink."
+    )
+    min_side: int = Field(64, ge=1, description="A shorter side than this: the image as it is.")
+
+
 class NormalizeStep(_Strict):
     """Scale to [0, 1], then subtract `mean` and divide by `std`, per channel."""
 
@@ -132,6 +197,10 @@ PreprocessStep = Annotated[
     | FitInBoxStep
     | CenterByMassStep
     | ResizeStep
+    | EvenLightStep
+    | DropSurroundingsStep
+    | RemoveRulesStep
+    | KeepDigitStep
     | NormalizeStep,
     Field(discriminator="op"),
 ]

@@ -3,7 +3,8 @@
 The first step of `ModelConfig.preprocess` (`convert`) takes the PIL image to `L` or `RGB`
 and hands on its pixels as a uint8 numpy array, (H, W) for `L` or (H, W, 3) for `RGB`; each
 later step is a small function of that array, which on the small images served here costs
-far less than a PIL round trip per step. Resampling stays PIL's own. `normalize` ends the
+far less than a PIL round trip per step. Resampling stays PIL's own. The steps for photographed
+paper (shadows, the table, ruled lines, specks) are in `model_api/paper.py`. `normalize` ends the
 pipeline and yields a float32 NCHW array with a batch axis of one. The training pipeline
 evaluates through this very module, so what is measured is what is served.
 """
@@ -16,17 +17,22 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from PIL import Image
 
+from model_api import paper
 from model_api.errors import NoContentError
 from model_api.model_config import (
     AutocontrastStep,
     CenterByMassStep,
     ConvertStep,
     CropToContentStep,
+    DropSurroundingsStep,
+    EvenLightStep,
     FitInBoxStep,
     InvertIfLightBackgroundStep,
+    KeepDigitStep,
     ModelConfig,
     NormalizeStep,
     RejectBlankStep,
+    RemoveRulesStep,
     ResizeStep,
 )
 
@@ -190,6 +196,11 @@ _IMAGE_STEPS: dict[type, Callable] = {
     FitInBoxStep: _fit_in_box,
     CenterByMassStep: _center_by_mass,
     ResizeStep: _resize,
+    # Photographed paper (model_api/paper.py): before `invert_if_light_background`.
+    EvenLightStep: paper.even_light,
+    DropSurroundingsStep: paper.drop_surroundings,
+    RemoveRulesStep: paper.remove_rules,
+    KeepDigitStep: paper.keep_digit,
 }
 
 

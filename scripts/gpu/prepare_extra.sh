@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # After ../shared/gpu/prepare.sh: make .gpu/whl hold model_api's dependencies as the GPU image
 # has them (requirements-gpu.txt resolved by pip for CPython 3.12, without numpy, pillow,
-# onnxruntime and the CUDA wheels, which the GPU host has), then check that each copy fits.
+# onnxruntime and the CUDA wheels, which the GPU host has, and without OpenCV: its 62 MB wheel
+# would not fit a copy, and model_api needs it only for a config with paper steps, which the
+# GPU check does not use), then check that each copy fits.
 # usage (from the project root): bash ../shared/gpu/prepare.sh && bash scripts/gpu/prepare_extra.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -9,7 +11,7 @@ cd "$(dirname "$0")/../.."
 [[ -d .gpu/whl ]] || { echo "no .gpu/whl: run bash ../shared/gpu/prepare.sh first" >&2; exit 2; }
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-grep -vE '^(#|numpy|pillow|onnxruntime|nvidia-)' model_api/requirements-gpu.txt > "$work/requirements.txt"
+grep -vE '^(#|numpy|pillow|onnxruntime|nvidia-|opencv)' model_api/requirements-gpu.txt > "$work/requirements.txt"
 python3 -m pip download -q --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
     --platform manylinux2014_x86_64 -d "$work/whl" -r "$work/requirements.txt"

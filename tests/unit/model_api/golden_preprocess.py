@@ -38,7 +38,8 @@ NO_CONTENT = "NoContentError"
 
 def extra_config() -> ModelConfig:
     """mnist's config in RGB, with other parameters and a `resize`: every step's 3-channel path
-    and every op no shipped config uses (add a new op's step here)."""
+    and every op no shipped config uses (add a new op's step here, or, where that would change
+    what the steps after it are pinned at, to a config of its own such as `paper_config`)."""
     data = load_model_config(MODELS_DIR, "mnist").model_dump()
     data["name"] = "extra"
     data["input"]["shape"] = [None, 3, 28, 28]
@@ -56,9 +57,28 @@ def extra_config() -> ModelConfig:
     return ModelConfig.model_validate(data)
 
 
+def paper_config() -> ModelConfig:
+    """mnist's config with the steps for photographed paper (model_api/paper.py) in front of
+    `invert_if_light_background`, with other parameters than their defaults where it shows."""
+    data = load_model_config(MODELS_DIR, "mnist").model_dump()
+    data["name"] = "paper"
+    at = [step["op"] for step in data["preprocess"]].index("invert_if_light_background")
+    data["preprocess"][at:at] = [
+        {"op": "even_light", "kernel": 0.1, "min_side": 32},
+        {"op": "drop_surroundings", "darker_by": 0.3, "min_side": 32},
+        {"op": "remove_rules", "length": 0.5, "min_side": 32},
+        {"op": "keep_digit", "gap": 0.4, "min_side": 32},
+    ]
+    return ModelConfig.model_validate(data)
+
+
 def configs() -> list[ModelConfig]:
-    """The pipelines pinned: the shipped models' and the `extra` one."""
-    return [*(load_model_config(MODELS_DIR, name) for name in MODELS), extra_config()]
+    """The pipelines pinned: the shipped models', the `extra` one and the `paper` one."""
+    return [
+        *(load_model_config(MODELS_DIR, name) for name in MODELS),
+        extra_config(),
+        paper_config(),
+    ]
 
 
 def _stroke(size: tuple[int, int], background: int, ink: int) -> Image.Image:
@@ -69,6 +89,28 @@ def _stroke(size: tuple[int, int], background: int, ink: int) -> Image.Image:
     line = [(x * width, y * height) for x, y in points]
     ImageDraw.Draw(image).line(line, fill=ink, width=max(1, min(size) // 10))
     return image
+
+
+def _paper_photo(squared: bool) -> Image.Image:
+    """A 160x120 'photo' of a '4' on ruled (or squared) paper: the table along two edges, light
+    falling off, specks and a piece of a rule; in L."""
+    width, height = 160, 120
+    page = Image.new("L", (width, height), 228)
+    draw = ImageDraw.Draw(page)
+    for y in range(8, height, 8 if squared else 11):
+        draw.line([(0, y), (width, y + 2)], fill=165, width=1)
+    if squared:
+        for x in range(6, width, 8):
+            draw.line([(x, 0), (x - 2, height)], fill=165, width=1)
+    draw.line([(80, 20), (55, 70), (100, 70)], fill=40, width=3)
+    draw.line([(84, 45), (83, 102)], fill=40, width=3)
+    for x, y in [(20, 30), (130, 25), (140, 95), (30, 100), (115, 60)]:
+        draw.rectangle([x, y, x + 1, y + 1], fill=90)
+    draw.line([(110, 100), (140, 100)], fill=110, width=1)
+    draw.polygon([(0, 0), (10, 0), (4, height), (0, height)], fill=90)  # the table
+    draw.rectangle([0, height - 4, width, height], fill=90)
+    ramp = np.linspace(1.0, 0.75, width)[None, :] * np.linspace(1.0, 0.9, height)[:, None]
+    return Image.fromarray((np.asarray(page) * ramp).round().astype(np.uint8), "L")
 
 
 def synthetic_images() -> dict[str, Image.Image]:
@@ -95,6 +137,8 @@ def synthetic_images() -> dict[str, Image.Image]:
         "drawn_seven": drawn_digit_seven(64),
         "dark_background_digit": _stroke((110, 90), 25, 235).convert("RGB"),
         "blank": Image.new("RGB", (40, 40), (128, 128, 128)),
+        "paper_photo_ruled": _paper_photo(squared=False),
+        "paper_photo_squared": _paper_photo(squared=True),
     }
 
 
