@@ -16,7 +16,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
-from mlserve_common.body import Reservation, limited_stream
+from mlserve_common.body import Reservation, declared_length, limited_stream
 from mlserve_common.errors import InvalidRequestError
 
 FILE_FIELD = "file"
@@ -99,8 +99,8 @@ async def read_image_bytes(
     content_type = request.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/form-data"):
         return b"".join([chunk async for chunk in stream])
-    declared = request.headers.get("content-length", "")
-    if re.fullmatch(r"[0-9]{1,18}", declared) and int(declared) <= FAST_PATH_MAX_BYTES:
+    declared = declared_length(request, max_bytes)  # 400 or 413 here as in the stream
+    if declared is not None and declared <= FAST_PATH_MAX_BYTES:
         body = b"".join([chunk async for chunk in stream])
         found = single_file(body, content_type)
         if found is not None:
