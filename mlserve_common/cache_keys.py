@@ -10,6 +10,7 @@ Every part is length-prefixed, so no two different requests share a key.
 from __future__ import annotations
 
 import hashlib
+import re
 
 KEY_PREFIX = "mlserve:prediction:"
 DIGEST_PREFIX = "mlserve:model-digest:"
@@ -26,6 +27,19 @@ def image_sha256(image: bytes) -> str:
     """Hex SHA-256 of an image's exact bytes: what a client names it by when it asks by
     content (`GET /v1/models/{name}/predictions/{sha256}`), and the receipt in an answer."""
     return hashlib.sha256(image).hexdigest()
+
+
+_HEX_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def parse_image_sha256(text: str) -> str:
+    """An image's SHA-256 as a client names it (64 hex digits, either case), lowercased;
+    `ValueError`, with a message for people, for anything else."""
+    if not _HEX_SHA256.fullmatch(text):
+        raise ValueError(
+            f"{text[:80]!r} is not a SHA-256: give the image's digest as 64 hex digits"
+        )
+    return text.lower()
 
 
 def cache_key(app_type: str, model_name: str, model_digest: str, image_digest: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
@@ -13,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 
 from mlserve_common import image_batch
 from mlserve_common.body import read_limited_body, too_large
+from mlserve_common.cache_keys import parse_image_sha256
 from mlserve_common.disconnect import unless_disconnected
 from mlserve_common.errors import (
     InvalidRequestError,
@@ -207,9 +207,6 @@ async def predict(
     return await predict_image(request, model_name)
 
 
-SHA256 = re.compile(r"[0-9a-fA-F]{64}")
-
-
 # One decorator per method: a multi-method route would give OpenAPI one operation id twice.
 @router.head(
     "/v1/models/{model_name}/predictions/{sha256}",
@@ -234,11 +231,11 @@ async def stored_prediction(
     """The answer an upload of the image with this SHA-256 would get from the cache now,
     without the image and without inferring; 404 `not_cached` when there is none."""
     service = serving(request, model_name)
-    if not SHA256.fullmatch(sha256):
-        raise InvalidRequestError(
-            f"{sha256[:80]!r} is not a SHA-256: give the image's digest as 64 hex digits"
-        )
-    answer = await service.predictor.stored(app_type.value, sha256.lower())
+    try:
+        sha256 = parse_image_sha256(sha256)
+    except ValueError as exc:
+        raise InvalidRequestError(str(exc)) from None
+    answer = await service.predictor.stored(app_type.value, sha256)
     if answer is not None:
         return Response(answer, media_type="application/json")
     if not service.cache.up:

@@ -3,7 +3,9 @@ from __future__ import annotations
 import hashlib
 import re
 
-from mlserve_common.cache_keys import KEY_PREFIX, cache_key, image_sha256
+import pytest
+
+from mlserve_common.cache_keys import KEY_PREFIX, cache_key, image_sha256, parse_image_sha256
 
 ABC = image_sha256(b"abc")
 
@@ -44,3 +46,10 @@ def test_parts_cannot_bleed_into_each_other() -> None:
     # Without length prefixes, "cli"+"mnist" and "clim"+"nist" would hash the same bytes.
     assert cache_key("cli", "mnist", "d1", "") != cache_key("clim", "nist", "d1", "")
     assert cache_key("cli", "mnist", "d1", "x") != cache_key("cli", "mnist", "d1x", "")
+
+
+def test_an_image_sha256_is_64_hex_digits_in_either_case() -> None:
+    assert parse_image_sha256(ABC.upper()) == ABC
+    for bad in ("abc", ABC[:-1] + "g", ABC + "0", ""):
+        with pytest.raises(ValueError, match="64 hex digits"):
+            parse_image_sha256(bad)

@@ -17,11 +17,6 @@ class UnknownModelError(MLServeError):
     code = "model_not_found"
 
 
-class InvalidSha256Error(MLServeError):
-    status_code = 400
-    code = "invalid_request"
-
-
 class UnknownRouteError(MLServeError):
     status_code = 404
     code = "not_found"

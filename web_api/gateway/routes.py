@@ -11,8 +11,9 @@ from fastapi.responses import JSONResponse, RedirectResponse
 
 from mlserve_common import v2_wire
 from mlserve_common.body import read_limited_body
+from mlserve_common.cache_keys import parse_image_sha256
 from mlserve_common.disconnect import unless_disconnected
-from mlserve_common.errors import MLServeError
+from mlserve_common.errors import InvalidRequestError, MLServeError
 from mlserve_common.hot_path import HotRoute
 from mlserve_common.image_upload import read_image_bytes
 from mlserve_common.observability import REQUEST_ID_HEADER
@@ -22,7 +23,7 @@ from web_api.config import Settings
 from web_api.gateway import metrics
 from web_api.gateway.auth import require_api_key
 from web_api.gateway.coalescer import ImageForwarder
-from web_api.gateway.errors import InvalidSha256Error, UnknownModelError, UnknownRouteError
+from web_api.gateway.errors import UnknownModelError, UnknownRouteError
 from web_api.gateway.hit_cache import HitCache
 from web_api.gateway.model_client import ModelApiClient, UpstreamResponse
 from web_api.gateway.schemas import GatewayHealth
@@ -67,17 +68,13 @@ def model_path(model_name: str) -> str:
     return f"/v1/models/{model_name}"
 
 
-SHA256 = re.compile(r"[0-9a-fA-F]{64}")
-
-
 def sha256_path(sha256: str) -> str:
     """A SHA-256 as the path's last part; 400 for anything else, so nothing from the
     client's path can reach model_api's path or query."""
-    if not SHA256.fullmatch(sha256):
-        raise InvalidSha256Error(
-            f"{sha256[:80]!r} is not a SHA-256: give the image's digest as 64 hex digits"
-        )
-    return sha256.lower()
+    try:
+        return parse_image_sha256(sha256)
+    except ValueError as exc:
+        raise InvalidRequestError(str(exc)) from None
 
 
 async def _forward_image(request: Request, model_name: str) -> Response:
