@@ -109,7 +109,13 @@ class ResizeStep(_Strict):
     height: int = Field(gt=0)
 
 
-class EvenLightStep(_Strict):
+class PaperStep(_Strict):
+    """What the steps for photographed paper share (model_api/paper.py)."""
+
+    min_side: int = Field(64, ge=1, description="A shorter side than this: the image as it is.")
+
+
+class EvenLightStep(PaperStep):
     """Divide by a smooth estimate of the paper's light, so a shadow or a gradient is not ink."""
 
     op: Literal["even_light"]
@@ -122,10 +128,9 @@ class EvenLightStep(_Strict):
     tolerance: int = Field(
         12, ge=0, le=255, description="Spread (0-255) of the estimate below which nothing changes."
     )
-    min_side: int = Field(64, ge=1, description="A shorter side than this: the image as it is.")
 
 
-class DropSurroundingsStep(_Strict):
+class DropSurroundingsStep(PaperStep):
     """Paint what hugs the border and is clearly darker than the paper (the table) paper."""
 
     op: Literal["drop_surroundings"]
@@ -135,10 +140,9 @@ class DropSurroundingsStep(_Strict):
     max_area: float = Field(
         0.6, gt=0, le=1, description="Largest share of the image; more: the image as it is."
     )
-    min_side: int = Field(64, ge=1, description="A shorter side than this: the image as it is.")
 
 
-class RemoveRulesStep(_Strict):
+class RemoveRulesStep(PaperStep):
     """Paint long thin horizontal and vertical lines (ruled, squared paper) paper, not the ink."""
 
     op: Literal["remove_rules"]
@@ -152,10 +156,9 @@ class RemoveRulesStep(_Strict):
     darker_by: float = Field(
         0.12, gt=0, lt=1, description="How much darker than the paper a line is, a fraction."
     )
-    min_side: int = Field(64, ge=1, description="A shorter side than this: the image as it is.")
 
 
-class KeepDigitStep(_Strict):
+class KeepDigitStep(PaperStep):
     """Keep the digit's strokes (the main one near the centre and those near it); paint the rest."""
 
     op: Literal["keep_digit"]
@@ -171,7 +174,6 @@ class KeepDigitStep(_Strict):
     line_aspect: float = Field(
         8.0, gt=1, description="Longer than thick by this: a line, dropped if thinner than ink."
     )
-    min_side: int = Field(64, ge=1, description="A shorter side than this: the image as it is.")
 
 
 class NormalizeStep(_Strict):

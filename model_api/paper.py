@@ -33,6 +33,7 @@ from model_api.model_config import (
     DropSurroundingsStep,
     EvenLightStep,
     KeepDigitStep,
+    PaperStep,
     RemoveRulesStep,
 )
 
@@ -173,6 +174,15 @@ hands the next one the same pixels: the sample is compared, not recomputed from.
 replaced whole, so that threads see one pair or the other, never half of each.)"""
 
 
+def _paper_for(pixels: np.ndarray, step: PaperStep) -> _Paper | None:
+    """The paper a step works on; None when the image's short side is under the step's
+    `min_side` or it shows no light paper (`_paper`): then the step leaves it as it is."""
+    _need_opencv()
+    if min(pixels.shape[:2]) < step.min_side:
+        return None
+    return _paper(pixels)
+
+
 def _paper(pixels: np.ndarray) -> _Paper | None:
     """What a sample of SAMPLE pixels, a regular grid, says about the paper; None when what
     lies above Otsu's threshold covers less than PAPER_SHARE of it: no light paper (a light
@@ -224,13 +234,10 @@ def even_light(pixels: np.ndarray, step: EvenLightStep) -> np.ndarray:
     there is none), enlarged back. Unchanged when the paper is not lighter than its ink, when
     next to no pixel of a sample lies in the shade (SHADE_SHARE), or when the background
     spreads over at most `step.tolerance` levels."""
-    _need_opencv()
-    height, width = pixels.shape[:2]
-    if min(height, width) < step.min_side:
-        return pixels
-    paper = _paper(pixels)
+    paper = _paper_for(pixels, step)
     if paper is None:
         return pixels
+    height, width = pixels.shape[:2]
     low, high = math.ceil(paper.level * (1 - step.depth)), paper.level - step.tolerance
     if paper.histogram[low:high].sum() < SHADE_SHARE * paper.histogram.sum():
         return pixels  # no shade to even out
@@ -277,13 +284,10 @@ def drop_surroundings(pixels: np.ndarray, step: DropSurroundingsStep) -> np.ndar
     and over a RIM around it that covers the sheet's edge. Unchanged when the border has next
     to no dark pixels, or there are no such surroundings, or they would cover more than
     `step.max_area` of the image."""
-    _need_opencv()
-    height, width = pixels.shape[:2]
-    if min(height, width) < step.min_side:
-        return pixels
-    paper = _paper(pixels)
+    paper = _paper_for(pixels, step)
     if paper is None:
         return pixels
+    height, width = pixels.shape[:2]
     gray, level, colour = paper.gray, paper.level, paper.colour
     limit = level * (1 - step.darker_by)
     edge = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
@@ -323,13 +327,10 @@ def remove_rules(pixels: np.ndarray, step: RemoveRulesStep) -> np.ndarray:
     edge of a stroke thicker than a line. Horizontal lines go first, so that where squared
     paper's lines cross, the vertical line left is thin. Unchanged when no band of rows
     (columns) holds enough thin ink for such a line."""
-    _need_opencv()
-    height, width = pixels.shape[:2]
-    if min(height, width) < step.min_side:
-        return pixels
-    paper = _paper(pixels)
+    paper = _paper_for(pixels, step)
     if paper is None:
         return pixels
+    height, width = pixels.shape[:2]
     gray, level, colour = paper.gray, paper.level, paper.colour
     factor = _factor(gray.shape, RULES_SIDE)
     ink = _pool(_below(gray, level * (1 - step.darker_by)), factor)
@@ -424,13 +425,10 @@ def keep_digit(pixels: np.ndarray, step: KeepDigitStep) -> np.ndarray:
     line, see `step.line_aspect`, thinner than the main one's strokes: FRAGMENT), and paint
     the rest the paper's colour (all but the kept strokes and a pixel or so around them).
     Unchanged when there are fewer than two components or all are kept."""
-    _need_opencv()
-    height, width = pixels.shape[:2]
-    if min(height, width) < step.min_side:
-        return pixels
-    paper = _paper(pixels)
+    paper = _paper_for(pixels, step)
     if paper is None:
         return pixels
+    height, width = pixels.shape[:2]
     gray, threshold, level, colour = paper.gray, paper.threshold, paper.level, paper.colour
     ink = _below(gray, min(threshold + 1, level * (1 - step.darker_by)))
     factor = _factor(gray.shape, DIGIT_SIDE)
