@@ -44,8 +44,13 @@ SHADE_SHARE = 0.03
 """even_light: fewer pixels of the sample than this share in the shade (between
 `1 - depth` of the paper's level and `tolerance` below it), and nothing is done."""
 
-PAPER_SHARE = 0.4
-"""The pixels above Otsu's threshold cover at least this share of a light sheet."""
+PAPER_SHARE = 0.15
+"""The pixels above Otsu's threshold cover at least this share of a light sheet, in parts
+wider than PAPER_WIDTH (a shadow or the table may cover the rest)."""
+
+PAPER_WIDTH = 0.125
+"""Paper, a fraction of the sample's short side: what lies above Otsu's threshold in parts
+narrower than this (the strokes of a light digit on a dark ground) is not paper."""
 
 LIGHT_SIDE = 64
 """even_light works on a copy shrunk by the whole factor that leaves the short side at least
@@ -54,6 +59,15 @@ this long."""
 ENVELOPE = 0.25
 """even_light: the window, a fraction of the short side, of the light around (the estimate
 that ignores shadows, and ink whatever its width)."""
+
+EDGE = 0.25
+"""even_light: a pixel of the shrunk copy whose 3x3 neighbourhood's darkest is more than this
+share darker than its lightest lies on a sharp edge (the sheet's, a stroke's), which a shadow
+or a gradient, soft, never makes."""
+
+TABLE_DARKER = 0.4
+"""even_light: a part of the border cut off from the sheet by sharp edges and more than this
+share darker than the paper is the table: left as dark as it is, for drop_surroundings."""
 
 AROUND_SIDE = 100
 """drop_surroundings works on a copy shrunk so that its short side is at least this long."""
@@ -185,9 +199,10 @@ def _paper_for(pixels: np.ndarray, step: PaperStep) -> _Paper | None:
 
 def _paper(pixels: np.ndarray) -> _Paper | None:
     """What a sample of SAMPLE pixels, a regular grid, says about the paper; None when what
-    lies above Otsu's threshold covers less than PAPER_SHARE of it: no light paper (a light
-    digit on a dark ground, or a blank). A function of the sample alone (and of `pixels` for
-    `gray`): the same sample as last time gives last time's answer."""
+    lies above Otsu's threshold covers less than PAPER_SHARE of it in parts wider than
+    PAPER_WIDTH: no light paper (a light digit on a dark ground, or a blank). A function of
+    the sample alone (and of `pixels` for `gray`): the same sample as last time gives last
+    time's answer."""
     height, width = pixels.shape[:2]
     stride = max(1, int(math.sqrt(height * width / SAMPLE)))
     sample = np.ascontiguousarray(pixels[::stride, ::stride])
@@ -208,6 +223,11 @@ def _sample_says(sample: np.ndarray) -> tuple[int, int, np.ndarray, np.ndarray] 
     count = int(above.sum())
     if count == 0 or count < PAPER_SHARE * gray.size:
         return None
+    light = cv2.threshold(gray, threshold, 255, cv2.THRESH_BINARY)[1]
+    light = cv2.morphologyEx(light, cv2.MORPH_CLOSE, _kernel(3, 3))  # across thin rules
+    wide = max(3, round(PAPER_WIDTH * min(gray.shape)))
+    if cv2.countNonZero(_open(light, wide, wide)) < PAPER_SHARE * gray.size:
+        return None  # light, but only in strokes: a light digit on a dark ground
     level = threshold + 1 + int(np.searchsorted(np.cumsum(above), (count + 1) // 2))
     if sample.ndim == 2:
         colour = np.uint8(level)
@@ -251,6 +271,9 @@ def even_light(pixels: np.ndarray, step: EvenLightStep) -> np.ndarray:
     # Thick ink, and the blocks next to it that it covers in part, are not paper.
     ink = cv2.dilate((small < shade).view(np.uint8), _kernel(3, 3))
     sheet = (closed >= shade) & (ink == 0)
+    table = _table(_gray(small), paper.level)
+    if table is not None:
+        sheet &= ~(table[:, :, None] if sheet.ndim == 3 else table)
     # Nor is what is dimmer than the light around but does not reach the border: a shadow or
     # a gradient comes in from the edge, a large faint glyph lies inside.
     dim = (closed < around.astype(np.int16) - step.tolerance).view(np.uint8)
@@ -266,10 +289,37 @@ def even_light(pixels: np.ndarray, step: EvenLightStep) -> np.ndarray:
     total = cv2.blur(sheet * closed, (size, size))
     weight = cv2.blur(sheet, (size, size))
     background = np.where(weight > 0, total / np.maximum(weight, 1e-6), around)
+    if table is not None:  # the table keeps its darkness: divided by the paper's level
+        background[table] = paper.level
     background = np.clip(np.rint(background), 1, 255).astype(np.uint8)
     if int(background.max()) - int(background.min()) <= step.tolerance:
         return pixels
     return cv2.divide(pixels, _grow_smooth(background, width, height), scale=255)
+
+
+def _table(gray: np.ndarray, level: int) -> np.ndarray | None:
+    """True where the shrunk `gray` shows the table: regions between sharp edges (EDGE) that
+    touch the border and are more than TABLE_DARKER darker than the paper's `level`; None
+    where there is none. A shadow crosses the sheet's edge softly, so it stays with the sheet
+    (evened out) even where it darkens the table too."""
+    soft = cv2.compare(
+        cv2.erode(gray, _kernel(3, 3)).astype(np.float32),
+        cv2.dilate(gray, _kernel(3, 3)).astype(np.float32) * (1 - EDGE),
+        cv2.CMP_GE,
+    )
+    count, labels = cv2.connectedComponents(soft, connectivity=4)
+    if count <= 2:
+        return None
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    border = border[border > 0]
+    sums = np.bincount(labels.ravel(), gray.ravel().astype(np.float64), count)
+    areas = np.bincount(labels.ravel(), minlength=count)
+    dark = np.zeros(count, bool)
+    dark[border] = sums[border] < areas[border] * level * (1 - TABLE_DARKER)
+    if not dark.any():
+        return None
+    # The sharp edge itself goes with the table (it lies between the two).
+    return cv2.dilate(dark[labels].view(np.uint8), _kernel(3, 3)) > 0
 
 
 def _grow_smooth(background: np.ndarray, width: int, height: int) -> np.ndarray:

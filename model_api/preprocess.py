@@ -36,7 +36,7 @@ from model_api.model_config import (
     ResizeStep,
 )
 
-PREPROCESS_REVISION = 1
+PREPROCESS_REVISION = 2
 """What this module computes, as a number. It is part of every model's digest (the model
 identity in cache keys), so cached answers follow it. Bump it whenever a change to this module
 changes what any step computes, and re-pin the golden hashes with

@@ -146,6 +146,34 @@ def test_even_light_leaves_even_light_and_thick_strokes_alone() -> None:
         assert paper.even_light(image, EVEN_LIGHT) is image
 
 
+def test_even_light_leaves_the_table_dark_for_drop_surroundings() -> None:
+    """A wide table, cut off from the sheet by its sharp edge, is not a shadow to brighten:
+    it stays as dark as it is, and drop_surroundings then paints it the paper's colour."""
+    digit = _four()
+    table = np.zeros(SHAPE, bool)
+    table[:, :90] = True  # wider than the light around reaches
+    image = np.where(table, 100, _sheet(digit)).astype(float)
+    xs = np.linspace(0, 1, SHAPE[1])[None, :]
+    image = _noisy(image * (1 - 0.3 * xs))  # light falling off across table and sheet
+    out = paper.even_light(image, EVEN_LIGHT)
+    sheet = ~_near(table, 4) & ~_near(digit, 4)
+    assert np.percentile(out[sheet], 2) > 215  # the sheet's light is evened out...
+    assert np.median(out[table & ~_near(~table, 4)]) < 150  # ...the table's is not
+    dropped = paper.drop_surroundings(out, DROP_SURROUNDINGS)
+    assert np.percentile(dropped[table], 5) > 215
+    assert np.median(dropped[digit & ~_near(~digit, 1)]) < 100
+
+
+def test_even_light_evens_out_a_soft_shadow_at_the_border_as_a_shadow() -> None:
+    """A shadow as dark as the table but with a soft edge is evened out, not kept."""
+    digit = _four()
+    xs = np.linspace(0, 1, SHAPE[1])[None, :]
+    shade = 1 - 0.55 * cv2.GaussianBlur((xs < 0.2).astype(float) * np.ones(SHAPE), (0, 0), 8)
+    image = _noisy(_sheet(digit) * shade)
+    out = paper.even_light(image, EVEN_LIGHT)
+    assert np.median(out[:, :40]) > 220
+
+
 # --- drop_surroundings ------------------------------------------------------------------------
 
 
@@ -298,6 +326,19 @@ def test_clean_and_small_images_pass_unchanged(name: str) -> None:
     image = _clean_images()[name]
     for step, parameters in STEPS:
         assert step(image, parameters) is image, (step.__name__, name)
+
+
+def test_light_strokes_on_a_dark_ground_are_not_paper() -> None:
+    """Light over more than PAPER_SHARE of the image, but only in strokes: no paper, where a
+    sheet with a shadow over most of it still is one."""
+    bars = np.full((200, 300), 30, np.uint8)
+    for x in range(40, 300, 64):
+        bars[20:180, x : x + 20] = 220  # a tenth of the short side wide
+    assert (bars > 128).mean() > paper.PAPER_SHARE
+    assert paper._paper(bars) is None
+    shaded = _sheet(_four((200, 300))).astype(float)
+    shaded[:, 60:] *= 0.45  # a shadow over four fifths of the sheet
+    assert paper._paper(shaded.astype(np.uint8)) is not None
 
 
 def test_the_steps_leave_their_input_alone_and_take_rgb() -> None:
