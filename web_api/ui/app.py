@@ -22,7 +22,10 @@ log = logging.getLogger("mlserve.ui")
 # Models a person can sensibly draw for: a digit on a canvas is an MNIST input.
 DRAWABLE_MODELS = frozenset({"mnist"})
 UPLOAD_HINTS = {
-    "mnist": "A dark digit on light paper works best: a photo, a scan or a drawing.",
+    "mnist": (
+        "Works best with one digit filling a good part of the frame, dark on light paper:"
+        " a phone photo of a notebook page, a scan or a drawing."
+    ),
     "leukemia": "A microscope image of one blood cell, roughly centred.",
 }
 CANVAS_SIZE = 280
@@ -80,8 +83,8 @@ def upload_tab(model_name: str) -> None:
         type=list(image_formats.EXTENSIONS),
         help=UPLOAD_HINTS.get(model_name, ""),
     )
+    st.caption(UPLOAD_HINTS.get(model_name, "Upload a picture to classify."))
     if upload is None:
-        st.caption(UPLOAD_HINTS.get(model_name, "Upload a picture to classify."))
         return
     image = upload.getvalue()
     picture, result_area = st.columns([2, 3], gap="large")

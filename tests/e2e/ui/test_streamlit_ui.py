@@ -82,6 +82,20 @@ def test_mnist_upload_predict_then_cached(chromium, mnist_stack: Stack) -> None:
     page.close()
 
 
+def test_mnist_reads_a_phone_photo_and_says_what_works_best(chromium, mnist_stack: Stack) -> None:
+    page = ui.open_page(chromium, mnist_stack.url)
+    hint = page.get_by_text("Works best with one digit filling a good part of the frame")
+    hint.wait_for()
+    sample, label = next(
+        (path, label) for path, label in samples("mnist") if path.name.startswith("phone_")
+    )
+    ui.upload(page, sample)
+    assert hint.is_visible()  # still under the uploader with a file chosen
+    ui.predict(page)
+    page.get_by_text(f"Prediction: {label}", exact=True).wait_for()
+    page.close()
+
+
 def test_mnist_drawing_on_the_canvas_is_classified(chromium, mnist_stack: Stack) -> None:
     page = ui.open_page(chromium, mnist_stack.url)
     ui.draw_seven(page)
