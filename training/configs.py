@@ -16,7 +16,8 @@ def mnist_config(mean: float, std: float) -> ModelConfig:
     return ModelConfig.model_validate({
         "name": "mnist",
         "description": ("Digit classifier (0-9) for handwritten, printed and canvas-drawn"
-                        " digits; small CNN trained on real MNIST digits, fonts and strokes."),
+                        " digits and phone photos of a digit on paper; small CNN trained on"
+                        " real MNIST digits, fonts, strokes and generated photos."),
         "file": "model.onnx",
         "input": {"name": "input", "shape": [None, 1, MNIST_SIZE, MNIST_SIZE]},
         "output": {"name": "probabilities", "shape": [None, 10]},
@@ -24,9 +25,15 @@ def mnist_config(mean: float, std: float) -> ModelConfig:
         "preprocess": [
             {"op": "convert", "mode": "L"},
             {"op": "reject_blank", "min_range": 24},
+            # A phone photo of a digit on paper (model_api/paper.py): each step leaves an
+            # image it has nothing to do on as it is, a 28 px digit at once.
+            {"op": "even_light"},
+            {"op": "drop_surroundings"},
+            {"op": "remove_rules", "length": 0.4},
+            {"op": "keep_digit", "gap": 0.15},
             {"op": "invert_if_light_background", "border": 2},
-            {"op": "autocontrast", "cutoff": 0.5},
-            {"op": "crop_to_content", "threshold": 100},
+            {"op": "autocontrast", "cutoff": 0},
+            {"op": "crop_to_content", "threshold": 200},
             {"op": "fit_in_box", "size": 20},
             {"op": "center_by_mass", "size": MNIST_SIZE},
             {"op": "normalize", "mean": [round(mean, 4)], "std": [round(std, 4)]},

@@ -5,7 +5,8 @@
 
 The held-out data is regenerated deterministically (same split / seed as training), so the
 figures can be compared with those in the model card. mnist is measured per source: real
-MNIST, printed digits in held-out font families, canvas strokes from held-out seeds.
+MNIST, printed digits in held-out font families, canvas strokes from held-out seeds, and phone
+photos of a digit on paper (held-out images, a third of them under held-out conditions).
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from PIL import Image
 
 from model_api.model_config import ModelConfig
 from model_api.preprocess import normalize, preprocess
-from training import digit_sources, leukemia_data, mnist_data
+from training import digit_sources, leukemia_data, mnist_data, mnist_mix, phone_photos
 from training.configs import read_config
 from training.confusion import confusion_matrix, write_confusion_png
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = REPO / "models"
+PHONE_N = 300  # held-out phone photos (training.phone_eval measures more, and per condition)
 
 
 def open_session(model_dir: Path, config: ModelConfig) -> ort.InferenceSession:
@@ -76,11 +78,24 @@ def mnist_predictions(model_dir: Path, max_eval: int | None = None,
         n = min(max_eval, digit_sources.HELDOUT_N[source]) if max_eval else None
         images, labels = digit_sources.heldout_set(source, n)
         out[source] = (labels, predict(session, through_config(images, config)))
+    n = min(max_eval, PHONE_N) if max_eval else PHONE_N
+    photos = mnist_mix.served_phone_photos(
+        range(n), phone_photos.HELDOUT_SEED, "heldout", config)
+    tensors = np.stack([normalize(Image.fromarray(p, "L"), step) for p in photos])
+    out["phone"] = (np.arange(n) % 10, predict(session, tensors))
     return out
 
 
+def phone_conditions(n: int) -> dict[str, np.ndarray]:
+    """Held-out condition (or "none") -> the indices of the first `n` held-out phone photos
+    made under it."""
+    names = np.array([phone_photos.forced_heldout(i, "heldout", "mixed") or "none"
+                      for i in range(n)])
+    return {name: np.flatnonzero(names == name) for name in sorted(set(names))}
+
+
 SOURCE_TITLES = {"mnist": "real MNIST", "printed": "printed, unseen font families",
-                 "canvas": "canvas strokes, unseen seeds"}
+                 "canvas": "canvas strokes, unseen seeds", "phone": "phone photos, held out"}
 
 
 def evaluate_mnist(model_dir: Path, max_eval: int | None = None,
@@ -97,6 +112,12 @@ def evaluate_mnist(model_dir: Path, max_eval: int | None = None,
         labels, probs = predictions[source]
         result[f"{source}_n"] = len(labels)
         result[f"{source}_accuracy"] = accuracy(probs, labels)
+    labels, probs = predictions["phone"]
+    result["phone_n"] = len(labels)
+    result["phone_accuracy"] = accuracy(probs, labels)
+    for name, idx in phone_conditions(len(labels)).items():
+        result[f"phone_{name}_n"] = len(idx)
+        result[f"phone_{name}_accuracy"] = accuracy(probs[idx], labels[idx])
     if confusion_png is not None:
         write_confusion_png({
             f"{title} ({accuracy(probs, labels):.1f} %)":

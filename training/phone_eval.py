@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from PIL import Image
 
 from model_api.config import Settings
 from model_api.errors import MLServeError
@@ -65,6 +66,16 @@ def open_session(onnx: Path) -> ort.InferenceSession:
     return ort.InferenceSession(str(onnx), options, providers=["CPUExecutionProvider"])
 
 
+def decode_as_served(data: bytes, target: tuple[int, int] | None) -> Image.Image:
+    """The uploaded bytes decoded as model_api decodes them, with its default limits (a JPEG
+    drafted down towards `target`, the model's input size, when given)."""
+    fields = Settings.model_fields
+    opened = open_image(
+        data, fields["max_image_pixels"].default, fields["max_decode_bytes"].default, target
+    )
+    return load_image(opened, target)
+
+
 class Served:
     """What model_api does with one uploaded image, step by step, timed."""
 
@@ -72,14 +83,10 @@ class Served:
         self.config = config
         self.session = session
         self.target = (config.width, config.height)
-        fields = Settings.model_fields
-        self.max_pixels = fields["max_image_pixels"].default
-        self.max_bytes = fields["max_decode_bytes"].default
 
     def decode(self, data: bytes, draft: bool = True):
         """The decoded image as model_api has it (a JPEG drafted down when `draft`)."""
-        target = self.target if draft else None
-        return load_image(open_image(data, self.max_pixels, self.max_bytes, target), target)
+        return decode_as_served(data, self.target if draft else None)
 
     def tensor(self, data: bytes) -> np.ndarray | None:
         """The network's input, or None when the preprocessing refuses the image."""

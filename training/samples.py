@@ -3,8 +3,9 @@
 MNIST samples are held-out digits (never trained on) drawn the way users send them: dark ink on
 light paper, many sizes, RGB / RGBA / grayscale, PNG / JPEG / BMP; and three forms MNIST lacks,
 from font families and seeds never trained on (a printed `1`, a printed `7` with a bar, an open
-`4` drawn on the canvas). Their names sort after the digits, so tests indexing the first ten
-keep their images. Leukemia samples are
+`4` drawn on the canvas), and two phone photos of a digit written on ruled and on squared
+paper (`training.phone_photos`, a seed neither training nor evaluation draws). Their names sort
+after the digits, so tests indexing the first ten keep their images. Leukemia samples are
 typical synthetic cells from an index range used neither for training nor for the held-out
 figures.
 """
@@ -17,13 +18,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-from training import fonts, leukemia_data, mnist_data
+from training import fonts, leukemia_data, mnist_data, phone_photos
 from training.capture import lay_ink
 from training.printed import add_bar, glyph_mask
 from training.strokes import SKELETONS, draw_strokes
 from training.synth_leukemia import LABELS, make_image
 
 SAMPLE_OFFSET = 2_000_000
+PHONE_SEED = 7  # neither training (0) nor the held-out figures (phone_photos.HELDOUT_SEED)
+PHONE_SAMPLES = (("ruled", 2), ("squared", 5))  # (paper's lines, digit)
 
 
 def _ink(digit: np.ndarray, size: int) -> Image.Image:
@@ -102,6 +105,20 @@ def beyond_mnist_samples() -> list[tuple[str, Image.Image, str]]:
             ("canvas_4_open_transparent.png", canvas, "4")]
 
 
+def phone_samples() -> list[tuple[str, bytes, str]]:
+    """Two phone photos as a user takes them (every condition at once: the table at an edge,
+    perspective, uneven light, JPEG), of digits on ruled and on squared paper: the first
+    photos of their digit with those lines, as JPEG bytes, not re-encoded."""
+    out = []
+    for lines, digit in PHONE_SAMPLES:
+        for index in range(digit, 10_000, 10):
+            data, label, conditions = phone_photos.photo(PHONE_SEED, index, "heldout", "all")
+            if conditions["lines"] == lines and conditions["table"] != "none":
+                out.append((f"phone_{label}_{lines}_paper.jpg", data, str(label)))
+                break
+    return out
+
+
 def leukemia_samples() -> list[tuple[str, Image.Image, str]]:
     """(file name, image, label): four unseen, typical synthetic cells per class, some JPEG."""
     out = []
@@ -121,10 +138,14 @@ def write_samples(name: str, model_dir: Path) -> None:
     """(Re)write `model_dir/samples/` with images and labels.json."""
     folder = model_dir / "samples"
     folder.mkdir(parents=True, exist_ok=True)
-    items = mnist_samples() + beyond_mnist_samples() if name == "mnist" else leukemia_samples()
+    items = (mnist_samples() + beyond_mnist_samples() + phone_samples() if name == "mnist"
+             else leukemia_samples())
     labels = {}
     for file_name, image, label in items:
-        options = {"quality": 90} if file_name.endswith(".jpg") else {}
-        image.save(folder / file_name, **options)
+        if isinstance(image, bytes):  # already encoded
+            (folder / file_name).write_bytes(image)
+        else:
+            options = {"quality": 90} if file_name.endswith(".jpg") else {}
+            image.save(folder / file_name, **options)
         labels[file_name] = label
     (folder / "labels.json").write_text(json.dumps(labels, indent=2) + "\n", encoding="utf-8")

@@ -17,11 +17,19 @@ from model_api.model_config import (
     EvenLightStep,
     KeepDigitStep,
     ModelConfig,
+    PaperStep,
     RemoveRulesStep,
     load_model_config,
 )
 
-MNIST = load_model_config(MODELS_DIR, "mnist")
+SHIPPED = load_model_config(MODELS_DIR, "mnist")
+MNIST = ModelConfig.model_validate(
+    {
+        **SHIPPED.model_dump(),
+        "preprocess": [s.model_dump() for s in SHIPPED.preprocess if not isinstance(s, PaperStep)],
+    }
+)
+"""The shipped mnist config less the paper steps: the pipeline they are added to here."""
 EVEN_LIGHT = EvenLightStep(op="even_light")
 DROP_SURROUNDINGS = DropSurroundingsStep(op="drop_surroundings")
 REMOVE_RULES = RemoveRulesStep(op="remove_rules")
@@ -437,6 +445,12 @@ def test_defaults_and_parameters_are_read_from_the_config() -> None:
 
 
 # --- the whole pipeline -----------------------------------------------------------------------
+
+
+def test_the_shipped_mnist_runs_the_four_steps_in_order_before_the_inversion() -> None:
+    ops = [step.op for step in SHIPPED.preprocess]
+    at = ops.index("invert_if_light_background")
+    assert ops[at - 4 : at] == ["even_light", "drop_surroundings", "remove_rules", "keep_digit"]
 
 
 def test_the_pipeline_with_the_steps_yields_the_models_input() -> None:

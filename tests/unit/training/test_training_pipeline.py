@@ -40,13 +40,15 @@ def test_mnist_tiny_run_trains_exports_and_documents(tmp_path):
         == 0
     )
     figures = _check_model_folder(out, [str(d) for d in range(10)])
-    assert figures["train_sources"] == {"mnist": 128, "printed": 128, "canvas": 128}
-    assert figures["train_n"] == 128 * 2 + 128 + 128  # real MNIST counted twice
+    # phone photos: a whole number of tens (view v of digit i is photo v * n + i)
+    assert figures["train_sources"] == {"mnist": 128, "printed": 128, "canvas": 128, "phone": 120}
+    assert figures["train_n"] == 128 * 2 + 128 + 128 + 120  # real MNIST counted twice
     assert figures["heldout_n"] == figures["printed_n"] == figures["canvas_n"] == 30
-    for key in ("rendered_png_accuracy", "printed_accuracy", "canvas_accuracy"):
+    assert figures["phone_n"] == 30 and figures["phone_none_n"] == 20  # one block held out
+    for key in ("rendered_png_accuracy", "printed_accuracy", "canvas_accuracy", "phone_accuracy"):
         assert 0 <= figures[key] <= 100
     labels = json.loads((out / "samples" / "labels.json").read_text(encoding="utf-8"))
-    assert sorted(set(labels.values())) == [str(d) for d in range(10)] and len(labels) == 13
+    assert sorted(set(labels.values())) == [str(d) for d in range(10)] and len(labels) == 15
     text = (out / "README.md").read_text(encoding="utf-8")
     assert "## Limitations" in text and "| Source | Held out |" in text  # template, sources
     assert (out / "confusion.png").stat().st_size < 100_000
