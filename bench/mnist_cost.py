@@ -60,8 +60,9 @@ def sample_inputs() -> list[np.ndarray]:
     return inputs
 
 
-def microseconds_per_image(sess: ort.InferenceSession, inputs: list[np.ndarray],
-                           runs: int) -> float:
+def microseconds_per_image(
+    sess: ort.InferenceSession, inputs: list[np.ndarray], runs: int
+) -> float:
     """Mean wall time of one batch-of-one session run, over `runs` runs."""
     started = time.perf_counter()
     for i in range(runs):
@@ -83,18 +84,21 @@ def compare(old: Path, new: Path, rounds: int, runs: int) -> dict:
         microseconds_per_image(sess, inputs, runs // 4 + 1)
     per_round: dict[str, list[float]] = {"old": [], "new": []}
     for r in range(rounds):
-        for name in (("old", "new") if r % 2 == 0 else ("new", "old")):
+        for name in ("old", "new") if r % 2 == 0 else ("new", "old"):
             per_round[name].append(microseconds_per_image(sessions[name], inputs, runs))
     ratios = [n / o for n, o in zip(per_round["new"], per_round["old"], strict=True)]
     return {
-        "old_sha256": file_sha256(old), "new_sha256": file_sha256(new),
-        "old_bytes": old.stat().st_size, "new_bytes": new.stat().st_size,
+        "old_sha256": file_sha256(old),
+        "new_sha256": file_sha256(new),
+        "old_bytes": old.stat().st_size,
+        "new_bytes": new.stat().st_size,
         "old_us_per_image_median": round(statistics.median(per_round["old"]), 2),
         "new_us_per_image_median": round(statistics.median(per_round["new"]), 2),
         "ratio_new_over_old_median": round(statistics.median(ratios), 4),
         "ratio_new_over_old_range": [round(min(ratios), 4), round(max(ratios), 4)],
         "same_graph_structure": graph_structure(old) == graph_structure(new),
-        "rounds": rounds, "runs_per_round": runs,
+        "rounds": rounds,
+        "runs_per_round": runs,
         "us_per_image_by_round": {k: [round(v, 2) for v in vs] for k, vs in per_round.items()},
     }
 
@@ -109,16 +113,26 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="mnist-old-") as folder:
         old = Path(folder) / "model.onnx"
-        old.write_bytes(subprocess.run(
-            ["git", "show", f"{args.old_rev}:models/mnist/model.onnx"], cwd=ROOT,
-            check=True, capture_output=True).stdout)
+        old.write_bytes(
+            subprocess.run(
+                ["git", "show", f"{args.old_rev}:models/mnist/model.onnx"],
+                cwd=ROOT,
+                check=True,
+                capture_output=True,
+            ).stdout
+        )
         result = compare(old, MODELS / "mnist" / "model.onnx", args.rounds, args.runs)
-    result.update({"old_rev": args.old_rev, "date": time.strftime("%Y-%m-%d"),
-                   "python": platform.python_version(), "onnxruntime": ort.__version__,
-                   "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores"})
+    result.update(
+        {
+            "old_rev": args.old_rev,
+            "date": time.strftime("%Y-%m-%d"),
+            "python": platform.python_version(),
+            "onnxruntime": ort.__version__,
+            "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
+        }
+    )
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps({k: v for k, v in result.items() if k != "us_per_image_by_round"},
-                     indent=2))
+    print(json.dumps({k: v for k, v in result.items() if k != "us_per_image_by_round"}, indent=2))
     return 0
 
 

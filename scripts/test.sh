@@ -22,6 +22,7 @@ if [[ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]]; then
     echo "$wanted" >"$stamp"
 fi
 "$venv/bin/ruff" check .
+"$venv/bin/ruff" format --check .  # the house style: format with `ruff format FILE...`
 bash scripts/install_training_fonts.sh  # mnist's printed digits: training and its held-out figures
 if $fast; then
     exec "$venv/bin/python" -m pytest tests/unit "$@"

@@ -12,8 +12,14 @@ def _uniform(n: int, low: float, high: float, gen: torch.Generator) -> torch.Ten
     return low + (high - low) * torch.rand(n, generator=gen)
 
 
-def random_affine(x: torch.Tensor, gen: torch.Generator, degrees: float, scale: tuple,
-                  shift_px: float, shear: float = 0.0) -> torch.Tensor:
+def random_affine(
+    x: torch.Tensor,
+    gen: torch.Generator,
+    degrees: float,
+    scale: tuple,
+    shift_px: float,
+    shear: float = 0.0,
+) -> torch.Tensor:
     """Rotate, scale, shear and shift each image of a (N,C,H,W) batch; pads with zeros."""
     n, _, h, _ = x.shape
     angle = _uniform(n, -degrees, degrees, gen) * math.pi / 180
@@ -22,14 +28,14 @@ def random_affine(x: torch.Tensor, gen: torch.Generator, degrees: float, scale: 
     tx = _uniform(n, -shift_px, shift_px, gen) * 2 / h
     ty = _uniform(n, -shift_px, shift_px, gen) * 2 / h
     cos, sin = torch.cos(angle) / s, torch.sin(angle) / s  # grid maps output -> input
-    theta = torch.stack([torch.stack([cos, -sin + sh, tx], 1),
-                         torch.stack([sin, cos, ty], 1)], 1)
+    theta = torch.stack([torch.stack([cos, -sin + sh, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def stroke_thickness(x: torch.Tensor, gen: torch.Generator, p_thick: float = 0.25,
-                     p_thin: float = 0.15) -> torch.Tensor:
+def stroke_thickness(
+    x: torch.Tensor, gen: torch.Generator, p_thick: float = 0.25, p_thin: float = 0.15
+) -> torch.Tensor:
     """Partly dilate (thicker pen) or erode (thinner pen) light-on-dark strokes."""
     n = x.shape[0]
     u = torch.rand(n, generator=gen)

@@ -33,8 +33,9 @@ def ink_and_paper(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
             return ink.astype(np.float64), paper.astype(np.float64)
 
 
-def lay_ink(coverage: Image.Image, ink: np.ndarray, paper: np.ndarray,
-            strength: float = 1.0) -> Image.Image:
+def lay_ink(
+    coverage: Image.Image, ink: np.ndarray, paper: np.ndarray, strength: float = 1.0
+) -> Image.Image:
     """RGB page: `paper` where coverage is 0, `ink` (times `strength`) where it is 255."""
     alpha = np.asarray(coverage, dtype=np.float64)[..., None] / 255.0 * strength
     rgb = (1 - alpha) * paper + alpha * ink
@@ -48,7 +49,7 @@ def lighting_and_noise(page: Image.Image, rng: np.random.Generator) -> Image.Ima
     if rng.random() < 0.3:
         angle = rng.uniform(0, 2 * np.pi)
         ys, xs = np.mgrid[0:h, 0:w]
-        ramp = (np.cos(angle) * xs / w + np.sin(angle) * ys / h)
+        ramp = np.cos(angle) * xs / w + np.sin(angle) * ys / h
         ramp = (ramp - ramp.min()) / max(float(np.ptp(ramp)), 1e-9)
         array = array * (1 - rng.uniform(0.03, 0.15) * ramp)[..., None]
     array = array + rng.normal(0, rng.uniform(0, 4), array.shape)
@@ -67,8 +68,9 @@ def encode_decode(image: Image.Image, fmt: str, **options) -> Image.Image:
     return decoded
 
 
-def photograph(coverage: Image.Image, rng: np.random.Generator,
-               max_blur: float = 1.4) -> Image.Image:
+def photograph(
+    coverage: Image.Image, rng: np.random.Generator, max_blur: float = 1.4
+) -> Image.Image:
     """Coverage -> a printed/scanned/photographed page in one of the formats people send;
     out of focus by up to `max_blur` px (keep it below the stroke width)."""
     kind = rng.random()

@@ -14,16 +14,28 @@ _SHA = re.compile(r"SHA-256 of `model\.onnx`: `([0-9a-f]{64})`")
 
 # mnist's held-out sources: (figures key prefix, what it is, how it is held out)
 MNIST_SOURCES = [
-    ("heldout", "Real MNIST digits as 28x28 tensors (normalisation only)",
-     "1,000 digits never trained on"),
-    ("rendered_png", "Real MNIST digits as 200x200 black-on-white PNGs",
-     "the same 1,000 digits"),
-    ("printed", "Printed digits: photographed, scanned, coloured, JPEG, transparent PNG",
-     "whole font families never trained on"),
-    ("canvas", "Canvas strokes: round-brush polylines as the UI's canvas draws them",
-     "drawing seeds never trained on"),
-    ("phone", "Phone photos of a digit on paper: ruled or squared, the table at the edges, "
-     "perspective, uneven light, shadows, blur, JPEG", "photos and MNIST inks never trained on"),
+    (
+        "heldout",
+        "Real MNIST digits as 28x28 tensors (normalisation only)",
+        "1,000 digits never trained on",
+    ),
+    ("rendered_png", "Real MNIST digits as 200x200 black-on-white PNGs", "the same 1,000 digits"),
+    (
+        "printed",
+        "Printed digits: photographed, scanned, coloured, JPEG, transparent PNG",
+        "whole font families never trained on",
+    ),
+    (
+        "canvas",
+        "Canvas strokes: round-brush polylines as the UI's canvas draws them",
+        "drawing seeds never trained on",
+    ),
+    (
+        "phone",
+        "Phone photos of a digit on paper: ruled or squared, the table at the edges, "
+        "perspective, uneven light, shadows, blur, JPEG",
+        "photos and MNIST inks never trained on",
+    ),
     ("phone_none", "- of them under conditions also trained on", "the photos"),
     ("phone_yellow_squared_red", "- red ink on yellow squared paper", "the whole condition"),
     ("phone_cream_ruled_pencil", "- pencil on cream ruled paper", "the whole condition"),
@@ -42,18 +54,30 @@ def source_table(figures: dict) -> list[str]:
     return lines
 
 
-def render_block(rows: list[tuple[str, str]], figures: dict, sha256: str,
-                 per_source: bool = False) -> str:
+def render_block(
+    rows: list[tuple[str, str]], figures: dict, sha256: str, per_source: bool = False
+) -> str:
     """Markdown table of the figures, the model's SHA-256 and a machine-readable JSON copy;
     with `per_source`, the accuracy per held-out source first (mnist)."""
     lines = [BEGIN, ""]
     if per_source:
-        lines += ["Accuracy by source, every image through the served preprocessing except the "
-                  "first row:", "", *source_table(figures), ""]
+        lines += [
+            "Accuracy by source, every image through the served preprocessing except the "
+            "first row:",
+            "",
+            *source_table(figures),
+            "",
+        ]
     lines += ["| Figure | Value |", "|---|---|"]
     lines += [f"| {name} | {value} |" for name, value in rows]
-    lines += ["", f"SHA-256 of `model.onnx`: `{sha256}`", "",
-              f"<!-- figures-json: {json.dumps(figures, sort_keys=True)} -->", "", END]
+    lines += [
+        "",
+        f"SHA-256 of `model.onnx`: `{sha256}`",
+        "",
+        f"<!-- figures-json: {json.dumps(figures, sort_keys=True)} -->",
+        "",
+        END,
+    ]
     return "\n".join(lines)
 
 
@@ -69,7 +93,7 @@ def write_block(readme: Path, block: str, template: Path | None = None) -> None:
     if start < 0 or end < start:
         text = text.rstrip() + f"\n\n## Figures\n\n{BEGIN}\n{END}\n"
         start, end = text.find(BEGIN), text.find(END)
-    readme.write_text(text[:start] + block + text[end + len(END):], encoding="utf-8")
+    readme.write_text(text[:start] + block + text[end + len(END) :], encoding="utf-8")
 
 
 def read_figures(readme: Path) -> dict:

@@ -31,9 +31,15 @@ def _panel(matrix: np.ndarray, title: str, font: ImageFont.ImageFont) -> Image.I
         for p in range(k):
             share = matrix[t, p] / rows[t, 0]
             diagonal = t == p
-            shade = (int(255 - 150 * share), int(255 - 60 * share), int(255 - 150 * share)) \
-                if diagonal else (255, int(255 - 255 * min(1.0, 8 * share)),
-                                  int(255 - 255 * min(1.0, 8 * share)))
+            shade = (
+                (int(255 - 150 * share), int(255 - 60 * share), int(255 - 150 * share))
+                if diagonal
+                else (
+                    255,
+                    int(255 - 255 * min(1.0, 8 * share)),
+                    int(255 - 255 * min(1.0, 8 * share)),
+                )
+            )
             x, y = MARGIN + p * CELL, 18 + MARGIN + t * CELL
             pen.rectangle([x, y, x + CELL - 1, y + CELL - 1], fill=shade, outline=(220, 220, 220))
             if matrix[t, p] and not diagonal:
@@ -48,6 +54,10 @@ def write_confusion_png(matrices: dict[str, np.ndarray], path: Path) -> None:
     sheet = Image.new("RGB", (sum(p.width for p in panels), panels[0].height + 16), "white")
     for i, panel in enumerate(panels):
         sheet.paste(panel, (i * panel.width, 0))
-    ImageDraw.Draw(sheet).text((4, sheet.height - 14), "rows: true digit, columns: predicted; "
-                               "off-diagonal numbers are mistakes", fill="black", font=font)
+    ImageDraw.Draw(sheet).text(
+        (4, sheet.height - 14),
+        "rows: true digit, columns: predicted; off-diagonal numbers are mistakes",
+        fill="black",
+        font=font,
+    )
     sheet.convert("P", palette=Image.Palette.ADAPTIVE, colors=64).save(path, optimize=True)

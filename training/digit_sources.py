@@ -25,8 +25,13 @@ HELDOUT_SEED = 0  # held-out streams differ from training ones by `purpose`, wha
 HELDOUT_N = {"printed": 1200, "canvas": 600}  # mnist: the 1,000 of mnist_data.stratified_split
 
 
-def synthetic_image(source: str, purpose: int, seed: int, index: int, view: int = 0,
-                    ) -> Image.Image:
+def synthetic_image(
+    source: str,
+    purpose: int,
+    seed: int,
+    index: int,
+    view: int = 0,
+) -> Image.Image:
     """One decoded user image of digit `index % 10` from a synthetic source."""
     rng = np.random.default_rng([SYNTHETIC.index(source) + 1, purpose, seed, index, view])
     digit = index % 10
@@ -44,11 +49,22 @@ def heldout_set(source: str, n: int | None = None) -> tuple[list[Image.Image], n
     return images, np.arange(n) % 10
 
 
-def training_views(source: str, n: int, seed: int, config: ModelConfig,
-                   views: int = 2) -> tuple[np.ndarray, np.ndarray]:
+def training_views(
+    source: str, n: int, seed: int, config: ModelConfig, views: int = 2
+) -> tuple[np.ndarray, np.ndarray]:
     """uint8 (views, n, 28, 28) served views of `n` training digits, and their int64 labels."""
-    arrays = np.stack([
-        np.stack([np.asarray(prepare_image(synthetic_image(source, TRAIN, seed, i, v), config),
-                             dtype=np.uint8) for i in range(n)])
-        for v in range(views)])
+    arrays = np.stack(
+        [
+            np.stack(
+                [
+                    np.asarray(
+                        prepare_image(synthetic_image(source, TRAIN, seed, i, v), config),
+                        dtype=np.uint8,
+                    )
+                    for i in range(n)
+                ]
+            )
+            for v in range(views)
+        ]
+    )
     return arrays, np.arange(n, dtype=np.int64) % 10

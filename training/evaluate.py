@@ -35,14 +35,17 @@ def open_session(model_dir: Path, config: ModelConfig) -> ort.InferenceSession:
     """A single-threaded CPU session on the folder's ONNX file (stable, comparable timings)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
-    return ort.InferenceSession(str(model_dir / config.file), options,
-                                providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(
+        str(model_dir / config.file), options, providers=["CPUExecutionProvider"]
+    )
 
 
 def predict(session: ort.InferenceSession, batch: np.ndarray, chunk: int = 256) -> np.ndarray:
     """Probabilities for an (N, C, H, W) float32 batch."""
-    outs = [session.run(["probabilities"], {"input": batch[i:i + chunk]})[0]
-            for i in range(0, len(batch), chunk)]
+    outs = [
+        session.run(["probabilities"], {"input": batch[i : i + chunk]})[0]
+        for i in range(0, len(batch), chunk)
+    ]
     return np.concatenate(outs)
 
 
@@ -56,8 +59,10 @@ def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
     return round(100.0 * float((probs.argmax(1) == labels).mean()), 2)
 
 
-def mnist_predictions(model_dir: Path, max_eval: int | None = None,
-                      ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def mnist_predictions(
+    model_dir: Path,
+    max_eval: int | None = None,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """source -> (labels, probabilities) on held-out data.
 
     `mnist_tensor` is the 1,000 held-out MNIST digits as tensors (normalisation only); every
@@ -72,15 +77,16 @@ def mnist_predictions(model_dir: Path, max_eval: int | None = None,
     step = config.preprocess[-1]
     tensors = np.stack([normalize(Image.fromarray(d, "L"), step) for d in x[held]])
     rendered = [mnist_data.render_on_paper(d) for d in x[held]]
-    out = {"mnist_tensor": (y[held], predict(session, tensors)),
-           "mnist": (y[held], predict(session, through_config(rendered, config)))}
+    out = {
+        "mnist_tensor": (y[held], predict(session, tensors)),
+        "mnist": (y[held], predict(session, through_config(rendered, config))),
+    }
     for source in digit_sources.SYNTHETIC:
         n = min(max_eval, digit_sources.HELDOUT_N[source]) if max_eval else None
         images, labels = digit_sources.heldout_set(source, n)
         out[source] = (labels, predict(session, through_config(images, config)))
     n = min(max_eval, PHONE_N) if max_eval else PHONE_N
-    photos = mnist_mix.served_phone_photos(
-        range(n), phone_photos.HELDOUT_SEED, "heldout", config)
+    photos = mnist_mix.served_phone_photos(range(n), phone_photos.HELDOUT_SEED, "heldout", config)
     tensors = np.stack([normalize(Image.fromarray(p, "L"), step) for p in photos])
     out["phone"] = (np.arange(n) % 10, predict(session, tensors))
     return out
@@ -89,17 +95,23 @@ def mnist_predictions(model_dir: Path, max_eval: int | None = None,
 def phone_conditions(n: int) -> dict[str, np.ndarray]:
     """Held-out condition (or "none") -> the indices of the first `n` held-out phone photos
     made under it."""
-    names = np.array([phone_photos.forced_heldout(i, "heldout", "mixed") or "none"
-                      for i in range(n)])
+    names = np.array(
+        [phone_photos.forced_heldout(i, "heldout", "mixed") or "none" for i in range(n)]
+    )
     return {name: np.flatnonzero(names == name) for name in sorted(set(names))}
 
 
-SOURCE_TITLES = {"mnist": "real MNIST", "printed": "printed, unseen font families",
-                 "canvas": "canvas strokes, unseen seeds", "phone": "phone photos, held out"}
+SOURCE_TITLES = {
+    "mnist": "real MNIST",
+    "printed": "printed, unseen font families",
+    "canvas": "canvas strokes, unseen seeds",
+    "phone": "phone photos, held out",
+}
 
 
-def evaluate_mnist(model_dir: Path, max_eval: int | None = None,
-                   confusion_png: Path | None = None) -> dict:
+def evaluate_mnist(
+    model_dir: Path, max_eval: int | None = None, confusion_png: Path | None = None
+) -> dict:
     """Held-out accuracy per source (see mnist_predictions); optionally the confusion PNG."""
     predictions = mnist_predictions(model_dir, max_eval)
     labels, _ = predictions["mnist"]
@@ -119,16 +131,22 @@ def evaluate_mnist(model_dir: Path, max_eval: int | None = None,
         result[f"phone_{name}_n"] = len(idx)
         result[f"phone_{name}_accuracy"] = accuracy(probs[idx], labels[idx])
     if confusion_png is not None:
-        write_confusion_png({
-            f"{title} ({accuracy(probs, labels):.1f} %)":
-                confusion_matrix(labels, probs.argmax(1))
-            for source, title in SOURCE_TITLES.items()
-            for labels, probs in [predictions[source]]}, confusion_png)
+        write_confusion_png(
+            {
+                f"{title} ({accuracy(probs, labels):.1f} %)": confusion_matrix(
+                    labels, probs.argmax(1)
+                )
+                for source, title in SOURCE_TITLES.items()
+                for labels, probs in [predictions[source]]
+            },
+            confusion_png,
+        )
     return result
 
 
-def evaluate_leukemia(model_dir: Path, data_dir: Path | None = None,
-                      n_test: int = leukemia_data.N_TEST) -> dict:
+def evaluate_leukemia(
+    model_dir: Path, data_dir: Path | None = None, n_test: int = leukemia_data.N_TEST
+) -> dict:
     """Accuracy and per-class recall on the held-out synthetic set (or a real folder's split)."""
     config = read_config(model_dir)
     session = open_session(model_dir, config)
@@ -156,11 +174,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Evaluate a model folder on its held-out set.")
     parser.add_argument("model", choices=["mnist", "leukemia"])
     parser.add_argument("--model-dir", type=Path, default=None)
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="leukemia: real folder-per-class dataset (all/, hem/)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="leukemia: real folder-per-class dataset (all/, hem/)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--confusion", type=Path, default=None,
-                        help="mnist: also write the per-source confusion-matrix PNG here")
+    parser.add_argument(
+        "--confusion",
+        type=Path,
+        default=None,
+        help="mnist: also write the per-source confusion-matrix PNG here",
+    )
     args = parser.parse_args(argv)
     model_dir = args.model_dir or MODELS / args.model
     if args.model == "mnist":

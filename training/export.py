@@ -16,15 +16,22 @@ OPSET = 17
 PARITY_TOLERANCE = 1e-4
 
 
-def export_onnx(net: torch.nn.Module, path: Path, input_shape: tuple[int, int, int],
-                metadata: dict[str, str]) -> WithSoftmax:
+def export_onnx(
+    net: torch.nn.Module, path: Path, input_shape: tuple[int, int, int], metadata: dict[str, str]
+) -> WithSoftmax:
     """Write `path` (input `input`, output `probabilities`, dynamic batch); return the graph."""
     graph = WithSoftmax(net).eval()
     dummy = torch.zeros(2, *input_shape)
     torch.onnx.export(
-        graph, (dummy,), str(path), input_names=["input"], output_names=["probabilities"],
+        graph,
+        (dummy,),
+        str(path),
+        input_names=["input"],
+        output_names=["probabilities"],
         dynamic_axes={"input": {0: "batch"}, "probabilities": {0: "batch"}},
-        opset_version=OPSET, do_constant_folding=True, dynamo=False,
+        opset_version=OPSET,
+        do_constant_folding=True,
+        dynamo=False,
     )
     model = onnx.load(str(path))
     model.doc_string = ""
@@ -45,7 +52,8 @@ def parity_check(graph: torch.nn.Module, path: Path, batch: np.ndarray) -> float
     diff = float(np.abs(got - expected).max())
     if diff > PARITY_TOLERANCE:
         raise AssertionError(
-            f"ONNX Runtime differs from PyTorch by {diff:.2e} > {PARITY_TOLERANCE}")
+            f"ONNX Runtime differs from PyTorch by {diff:.2e} > {PARITY_TOLERANCE}"
+        )
     return diff
 
 

@@ -55,8 +55,10 @@ HELDOUT_FAMILIES = ("carlito", "caladea", "lato", "palatino", "go", "cantarell")
 def font_files() -> dict[str, tuple[Path, ...]]:
     """family -> its font files (sorted, so the order is the same on every machine)."""
     files = sorted(p for p in FONT_DIR.rglob("*") if p.suffix in (".ttf", ".otf"))
-    found = {family: tuple(p for p in files if re.search(pattern, p.name))
-             for family, pattern in FAMILIES.items()}
+    found = {
+        family: tuple(p for p in files if re.search(pattern, p.name))
+        for family, pattern in FAMILIES.items()
+    }
     missing = [family for family, paths in found.items() if not paths]
     if missing:
         raise FileNotFoundError(f"no font files for {', '.join(missing)}: {INSTALL_HINT}")

@@ -33,14 +33,16 @@ def folder_labels(data_dir: Path) -> list[str]:
     return names
 
 
-def folder_split(data_dir: Path, labels: list[str], test: bool,
-                 seed: int = SPLIT_SEED) -> list[tuple[Path, int]]:
+def folder_split(
+    data_dir: Path, labels: list[str], test: bool, seed: int = SPLIT_SEED
+) -> list[tuple[Path, int]]:
     """Stratified, seeded 80/20 split of a folder-per-class tree: (path, label) pairs."""
     rng = np.random.default_rng(seed)
     chosen: list[tuple[Path, int]] = []
     for index, name in enumerate(labels):
-        files = sorted(p for p in (data_dir / name).rglob("*")
-                       if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(
+            p for p in (data_dir / name).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+        )
         order = rng.permutation(len(files))
         n_test = max(1, round(len(files) * HELDOUT_FRACTION))
         picked = order[:n_test] if test else order[n_test:]

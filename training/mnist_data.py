@@ -28,12 +28,14 @@ def load_digits() -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def stratified_split(y: np.ndarray, per_class: int = HELDOUT_PER_CLASS,
-                     seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(
+    y: np.ndarray, per_class: int = HELDOUT_PER_CLASS, seed: int = SPLIT_SEED
+) -> tuple[np.ndarray, np.ndarray]:
     """(train indices, held-out indices): `per_class` of every label held out, fixed by `seed`."""
     rng = np.random.default_rng(seed)
-    held = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:per_class]
-                           for c in np.unique(y)])
+    held = np.concatenate(
+        [rng.permutation(np.flatnonzero(y == c))[:per_class] for c in np.unique(y)]
+    )
     held.sort()
     train = np.setdiff1d(np.arange(len(y)), held)
     return train, held

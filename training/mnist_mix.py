@@ -28,15 +28,19 @@ PHONE = 3000  # training digits shown as phone photos (two photos each)
 MNIST_REPEAT = 2  # 4,000 real digits x 2 = 8,000 of 20,000
 
 
-def mnist_views(max_train: int | None, seed: int, config: ModelConfig,
-                ) -> tuple[np.ndarray, np.ndarray]:
+def mnist_views(
+    max_train: int | None,
+    seed: int,
+    config: ModelConfig,
+) -> tuple[np.ndarray, np.ndarray]:
     """uint8 (2, N, 28, 28): raw MNIST and a user-style page through serving; int64 labels."""
     x, y = mnist_data.load_digits()
     train, _ = mnist_data.stratified_split(y)
     train = train[:max_train] if max_train else train
     rng = np.random.default_rng(seed)
-    served = np.stack([mnist_data.serving_view(mnist_data.render_varied(d, rng), config)
-                       for d in x[train]])
+    served = np.stack(
+        [mnist_data.serving_view(mnist_data.render_varied(d, rng), config) for d in x[train]]
+    )
     return np.stack([x[train], served]), y[train]
 
 
@@ -47,8 +51,12 @@ def _phone_view(index: int, seed: int, split: str, config: ModelConfig) -> np.nd
     return np.asarray(prepare_image(image, config), dtype=np.uint8)
 
 
-def served_phone_photos(indices: range, seed: int, split: str, config: ModelConfig,
-                        ) -> np.ndarray:
+def served_phone_photos(
+    indices: range,
+    seed: int,
+    split: str,
+    config: ModelConfig,
+) -> np.ndarray:
     """uint8 (len(indices), H, W): phone photos `indices` of a `mixed` set as the network sees
     them. Made on every core, in fresh processes: each photo is a pure function of its seed,
     index and split, so the result is the same however many there are."""
@@ -66,8 +74,11 @@ def phone_views(n: int, seed: int, config: ModelConfig) -> tuple[np.ndarray, np.
     return views.reshape(2, n, *views.shape[1:]), np.arange(n, dtype=np.int64) % 10
 
 
-def training_set(max_train: int | None, seed: int, config: ModelConfig,
-                 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, int]]:
+def training_set(
+    max_train: int | None,
+    seed: int,
+    config: ModelConfig,
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, int]]:
     """uint8 (2, N, 1, 28, 28) views, int64 labels, and how many digits came from each source."""
     mnist_x, mnist_y = mnist_views(max_train, seed, config)
     parts = [(mnist_x, mnist_y)] * MNIST_REPEAT

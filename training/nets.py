@@ -7,15 +7,24 @@ from torch import nn
 
 
 def _block(cin: int, cout: int) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
-            nn.ReLU(inplace=True)]
+    return [
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    ]
 
 
 class SmallCNN(nn.Module):
     """Conv-BN-ReLU stages with 2x2 max-pooling between them, global average pool, linear head."""
 
-    def __init__(self, in_channels: int, widths: tuple[int, ...], pools: tuple[bool, ...],
-                 num_classes: int, dropout: float = 0.2):
+    def __init__(
+        self,
+        in_channels: int,
+        widths: tuple[int, ...],
+        pools: tuple[bool, ...],
+        num_classes: int,
+        dropout: float = 0.2,
+    ):
         super().__init__()
         layers: list[nn.Module] = []
         cin = in_channels
@@ -25,8 +34,9 @@ class SmallCNN(nn.Module):
                 layers.append(nn.MaxPool2d(2))
             cin = width
         self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout),
-                                  nn.Linear(cin, num_classes))
+        self.head = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(cin, num_classes)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of shape (N, num_classes)."""

@@ -43,8 +43,15 @@ def glyph_mask(path: Path, digit: int, height: int, bolder: int = 0) -> Image.Im
     font = _font(path, size)
     side = 3 * size + 4 * bolder
     mask = Image.new("L", (side, side), 0)
-    ImageDraw.Draw(mask).text((side // 2, side // 2), str(digit), font=font, fill=255,
-                              anchor="mm", stroke_width=bolder, stroke_fill=255)
+    ImageDraw.Draw(mask).text(
+        (side // 2, side // 2),
+        str(digit),
+        font=font,
+        fill=255,
+        anchor="mm",
+        stroke_width=bolder,
+        stroke_fill=255,
+    )
     box = mask.getbbox()
     return mask.crop(box) if box else mask
 
@@ -62,7 +69,8 @@ def add_bar(mask: Image.Image, rng: np.random.Generator) -> Image.Image:
     half = w * rng.uniform(0.22, 0.32)
     barred = mask.copy()
     ImageDraw.Draw(barred).rectangle(
-        [centre - half, row - thickness / 2, centre + half, row + thickness / 2], fill=255)
+        [centre - half, row - thickness / 2, centre + half, row + thickness / 2], fill=255
+    )
     return barred
 
 
@@ -102,11 +110,15 @@ def page_coverage(mask: Image.Image, rng: np.random.Generator) -> tuple[Image.Im
         radius = math.ceil(missing / 2)
         mask = mask.filter(ImageFilter.MaxFilter(2 * radius + 1))
         stroke += 2 * radius
-    glyph = mask.resize((max(1, round(mask.width * scale)), max(1, round(mask.height * scale))),
-                        Image.Resampling.LANCZOS)
+    glyph = mask.resize(
+        (max(1, round(mask.width * scale)), max(1, round(mask.height * scale))),
+        Image.Resampling.LANCZOS,
+    )
     coverage = Image.new("L", tuple(page), 0)
-    at = (int(rng.integers(0, page[0] - glyph.width + 1)),
-          int(rng.integers(0, page[1] - glyph.height + 1)))
+    at = (
+        int(rng.integers(0, page[0] - glyph.width + 1)),
+        int(rng.integers(0, page[1] - glyph.height + 1)),
+    )
     coverage.paste(glyph, at)
     return coverage, stroke * scale
 

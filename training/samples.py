@@ -34,8 +34,13 @@ def _ink(digit: np.ndarray, size: int) -> Image.Image:
     return Image.fromarray(digit, "L").resize((size, size), Image.Resampling.BICUBIC)
 
 
-def _on_paper(ink: Image.Image, page: tuple[int, int], at: tuple[int, int],
-              paper=(255, 255, 255), pen=(0, 0, 0)) -> Image.Image:
+def _on_paper(
+    ink: Image.Image,
+    page: tuple[int, int],
+    at: tuple[int, int],
+    paper=(255, 255, 255),
+    pen=(0, 0, 0),
+) -> Image.Image:
     """Lay `ink` coverage at `at` on an RGB page of colour `paper` with pen colour `pen`."""
     coverage = Image.new("L", page, 0)
     coverage.paste(ink, at)
@@ -58,20 +63,35 @@ def mnist_samples() -> list[tuple[str, Image.Image, str]]:
     rgba = Image.merge("RGBA", (*Image.new("RGB", (256, 256), (0, 0, 0)).split(), ink2))
     return [
         ("0_rgb_200.png", mnist_data.render_on_paper(d[0]), "0"),
-        ("1_gray_640x480_offcentre.png",
-         _on_paper(_ink(d[1], 150), (640, 480), (420, 60), paper=(235,) * 3).convert("L"), "1"),
+        (
+            "1_gray_640x480_offcentre.png",
+            _on_paper(_ink(d[1], 150), (640, 480), (420, 60), paper=(235,) * 3).convert("L"),
+            "1",
+        ),
         ("2_rgba_transparent.png", rgba, "2"),
-        ("3_blue_pen_yellow_paper.jpg",
-         _on_paper(_ink(d[3], 220), (300, 300), (40, 40), (250, 244, 215), (20, 40, 140)), "3"),
+        (
+            "3_blue_pen_yellow_paper.jpg",
+            _on_paper(_ink(d[3], 220), (300, 300), (40, 40), (250, 244, 215), (20, 40, 140)),
+            "3",
+        ),
         ("4_gray_120x160.bmp", _on_paper(_ink(d[4], 100), (120, 160), (10, 30)).convert("L"), "4"),
-        ("5_thick_marker.png",
-         _on_paper(_ink(d[5], 240).filter(ImageFilter.MaxFilter(9)), (300, 300), (30, 30)), "5"),
+        (
+            "5_thick_marker.png",
+            _on_paper(_ink(d[5], 240).filter(ImageFilter.MaxFilter(9)), (300, 300), (30, 30)),
+            "5",
+        ),
         ("6_large_scan_1024x768.png", big, "6"),
         ("7_tiny_48.png", _on_paper(_ink(d[7], 40), (48, 48), (4, 4)).convert("L"), "7"),
-        ("8_rotated.png", _on_paper(_ink(d[8], 200).rotate(8, Image.Resampling.BICUBIC),
-                                    (240, 240), (20, 20)), "8"),
-        ("9_pencil_400x300.png",
-         _on_paper(_ink(d[9], 220), (400, 300), (90, 40), pen=(90, 90, 90)).convert("L"), "9"),
+        (
+            "8_rotated.png",
+            _on_paper(_ink(d[8], 200).rotate(8, Image.Resampling.BICUBIC), (240, 240), (20, 20)),
+            "8",
+        ),
+        (
+            "9_pencil_400x300.png",
+            _on_paper(_ink(d[9], 220), (400, 300), (90, 40), pen=(90, 90, 90)).convert("L"),
+            "9",
+        ),
     ]
 
 
@@ -79,8 +99,9 @@ def _font(family: str, name: str) -> Path:
     return next(p for p in fonts.font_files()[family] if p.name == name)
 
 
-def _printed_page(mask: Image.Image, page: tuple[int, int], at: tuple[int, int],
-                  paper: tuple, pen: tuple) -> Image.Image:
+def _printed_page(
+    mask: Image.Image, page: tuple[int, int], at: tuple[int, int], paper: tuple, pen: tuple
+) -> Image.Image:
     coverage = Image.new("L", page, 0)
     coverage.paste(mask, at)
     return lay_ink(coverage, np.asarray(pen, float), np.asarray(paper, float))
@@ -90,19 +111,23 @@ def beyond_mnist_samples() -> list[tuple[str, Image.Image, str]]:
     """What MNIST lacks, from font families and seeds never trained on: a printed `1` with flag
     and foot, a printed `7` with a bar, a `4` drawn open on the canvas (transparent PNG)."""
     one = glyph_mask(_font("caladea", "Caladea-Regular.ttf"), 1, 150).rotate(
-        -4, Image.Resampling.BICUBIC, expand=True)
+        -4, Image.Resampling.BICUBIC, expand=True
+    )
     photo = _printed_page(one, (260, 220), (90, 30), (226, 222, 210), (35, 35, 40))
     photo = photo.filter(ImageFilter.GaussianBlur(0.8))
-    seven = add_bar(glyph_mask(_font("carlito", "Carlito-Bold.ttf"), 7, 110),
-                    np.random.default_rng(7))
+    seven = add_bar(
+        glyph_mask(_font("carlito", "Carlito-Bold.ttf"), 7, 110), np.random.default_rng(7)
+    )
     barred = _printed_page(seven, (180, 160), (50, 25), (250, 240, 190), (30, 50, 150))
     rng = np.random.default_rng(4_000_004)  # a seed neither training nor evaluation draws
     coverage = draw_strokes(SKELETONS[4][1], rng)
     canvas = Image.new("RGBA", coverage.size, (0, 0, 0, 0))
     canvas.putalpha(coverage)
-    return [("printed_1_flag_and_foot_photo.jpg", photo, "1"),
-            ("printed_7_with_bar_blue_ink.png", barred, "7"),
-            ("canvas_4_open_transparent.png", canvas, "4")]
+    return [
+        ("printed_1_flag_and_foot_photo.jpg", photo, "1"),
+        ("printed_7_with_bar_blue_ink.png", barred, "7"),
+        ("canvas_4_open_transparent.png", canvas, "4"),
+    ]
 
 
 def phone_samples() -> list[tuple[str, bytes, str]]:
@@ -124,8 +149,9 @@ def leukemia_samples() -> list[tuple[str, Image.Image, str]]:
     out = []
     for i in range(8):
         label = i % 2
-        image, _ = make_image(leukemia_data.SYNTH_SEED, SAMPLE_OFFSET + i, label=label,
-                              typical=True)
+        image, _ = make_image(
+            leukemia_data.SYNTH_SEED, SAMPLE_OFFSET + i, label=label, typical=True
+        )
         name = LABELS[label]
         if i in (2, 3):
             image = image.resize((256, 256), Image.Resampling.BICUBIC)
@@ -138,8 +164,11 @@ def write_samples(name: str, model_dir: Path) -> None:
     """(Re)write `model_dir/samples/` with images and labels.json."""
     folder = model_dir / "samples"
     folder.mkdir(parents=True, exist_ok=True)
-    items = (mnist_samples() + beyond_mnist_samples() + phone_samples() if name == "mnist"
-             else leukemia_samples())
+    items = (
+        mnist_samples() + beyond_mnist_samples() + phone_samples()
+        if name == "mnist"
+        else leukemia_samples()
+    )
     labels = {}
     for file_name, image, label in items:
         if isinstance(image, bytes):  # already encoded

@@ -61,8 +61,10 @@ def _blob_mask(yy, xx, cy, cx, radius, harmonics, soft=1.2) -> np.ndarray:
 
 
 def _harmonics(rng: np.random.Generator, max_amp: float, ks=(2, 3, 4, 5, 7)):
-    return [(k, rng.uniform(0, max_amp) / (1 + 0.3 * i), rng.uniform(0, 2 * np.pi))
-            for i, k in enumerate(ks)]
+    return [
+        (k, rng.uniform(0, max_amp) / (1 + 0.3 * i), rng.uniform(0, 2 * np.pi))
+        for i, k in enumerate(ks)
+    ]
 
 
 def _paint(canvas: np.ndarray, mask: np.ndarray, colour: np.ndarray) -> None:
@@ -72,8 +74,9 @@ def _paint(canvas: np.ndarray, mask: np.ndarray, colour: np.ndarray) -> None:
     canvas += m * colour
 
 
-def make_image(seed: int, index: int, label: int | None = None, size: int = DEFAULT_SIZE,
-               typical: bool = False) -> tuple[Image.Image, int]:
+def make_image(
+    seed: int, index: int, label: int | None = None, size: int = DEFAULT_SIZE, typical: bool = False
+) -> tuple[Image.Image, int]:
     """The `index`-th synthetic smear crop of `seed`: (RGB image, label index into LABELS).
 
     `typical=True` draws a textbook cell of its class (no atypical or ambiguous morphology).
@@ -155,8 +158,15 @@ def make_image(seed: int, index: int, label: int | None = None, size: int = DEFA
     for _ in range(nucleoli):  # pale, slightly blue round bodies inside the nucleus
         a, d = rng.uniform(0, 2 * np.pi), rng.uniform(0, 0.55) * nuc_r
         nr = rng.uniform(2.5, 5.0) * s
-        body = _blob_mask(yy, xx, ny + d * np.sin(a), nx + d * np.cos(a), nr,
-                          _harmonics(rng, 0.08, (2, 3)), soft=1.2)
+        body = _blob_mask(
+            yy,
+            xx,
+            ny + d * np.sin(a),
+            nx + d * np.cos(a),
+            nr,
+            _harmonics(rng, 0.08, (2, 3)),
+            soft=1.2,
+        )
         lighter = stain([rng.uniform(170, 200), rng.uniform(150, 180), rng.uniform(205, 230)])
         _paint(canvas, body * nucleus * rng.uniform(0.6, 0.9), lighter)
 
@@ -167,8 +177,9 @@ def make_image(seed: int, index: int, label: int | None = None, size: int = DEFA
     return Image.fromarray(np.clip(canvas, 0, 255).round().astype(np.uint8), "RGB"), label
 
 
-def write_folder(out: Path, per_class: int, seed: int, size: int = DEFAULT_SIZE,
-                 fmt: str = "png") -> None:
+def write_folder(
+    out: Path, per_class: int, seed: int, size: int = DEFAULT_SIZE, fmt: str = "png"
+) -> None:
     """Write `per_class` images of each class as OUT/all/*.png and OUT/hem/*.png."""
     for label, name in enumerate(LABELS):
         (out / name).mkdir(parents=True, exist_ok=True)

@@ -36,9 +36,19 @@ DEFAULTS = {  # epochs, batch size, peak learning rate
 }
 
 
-def fit(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, mean: torch.Tensor,
-        std: torch.Tensor, augment: Callable, epochs: int, batch: int, lr: float,
-        gen: torch.Generator, pick_view: torch.Tensor | None = None) -> list[float]:
+def fit(
+    net: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    augment: Callable,
+    epochs: int,
+    batch: int,
+    lr: float,
+    gen: torch.Generator,
+    pick_view: torch.Tensor | None = None,
+) -> list[float]:
     """AdamW + one-cycle schedule with label smoothing; x is uint8 (V, N, C, H, W) views."""
     n = x.shape[1]
     steps = epochs * ((n + batch - 1) // batch)
@@ -50,7 +60,7 @@ def fit(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, mean: torch.Tens
         order = torch.randperm(n, generator=gen)
         total, started = 0.0, time.perf_counter()
         for i in range(0, n, batch):
-            idx = order[i:i + batch]
+            idx = order[i : i + batch]
             view = torch.randint(0, x.shape[0], (len(idx),), generator=gen)
             xb = augment(x[view, idx].float() / 255.0, gen)
             loss = F.cross_entropy(net((xb - mean) / std), y[idx], label_smoothing=0.05)
@@ -60,8 +70,11 @@ def fit(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, mean: torch.Tens
             schedule.step()
             total += loss.item() * len(idx)
         losses.append(total / n)
-        print(f"epoch {epoch + 1:2d}/{epochs}  loss {losses[-1]:.4f}  "
-              f"({time.perf_counter() - started:.1f}s)", flush=True)
+        print(
+            f"epoch {epoch + 1:2d}/{epochs}  loss {losses[-1]:.4f}  "
+            f"({time.perf_counter() - started:.1f}s)",
+            flush=True,
+        )
     net.eval()
     return losses
 
@@ -69,8 +82,9 @@ def fit(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, mean: torch.Tens
 def leukemia_training_set(data_dir: Path | None, max_train: int | None, config: ModelConfig):
     """Synthetic (or real folder) training crops, resized exactly as served, as uint8 NCHW."""
     if data_dir is None:
-        images, labels = leukemia_data.synthetic(min(max_train or 10**9, leukemia_data.N_TRAIN),
-                                                 test=False)
+        images, labels = leukemia_data.synthetic(
+            min(max_train or 10**9, leukemia_data.N_TRAIN), test=False
+        )
     else:
         pairs = leukemia_data.folder_split(data_dir, config.labels, test=False)
         pairs = pairs[:max_train] if max_train else pairs
@@ -80,8 +94,16 @@ def leukemia_training_set(data_dir: Path | None, max_train: int | None, config: 
     return torch.from_numpy(arrays.transpose(0, 3, 1, 2)[None].copy()), torch.tensor(labels)
 
 
-def train(name: str, out: Path, seed: int, threads: int, epochs: int | None,
-          max_train: int | None, max_eval: int | None, data_dir: Path | None) -> dict:
+def train(
+    name: str,
+    out: Path,
+    seed: int,
+    threads: int,
+    epochs: int | None,
+    max_train: int | None,
+    max_eval: int | None,
+    data_dir: Path | None,
+) -> dict:
     """Run the whole pipeline for one model and return the figures written to its card."""
     gen = make_deterministic(seed, threads)
     out.mkdir(parents=True, exist_ok=True)
@@ -93,24 +115,31 @@ def train(name: str, out: Path, seed: int, threads: int, epochs: int | None,
         x, y, sources = mnist_mix.training_set(max_train, seed, config)
         net, augment = mnist_net(), augment_digits
     else:
-        labels = (leukemia_data.folder_labels(data_dir) if data_dir
-                  else list(leukemia_data.LABELS))
-        x, y = leukemia_training_set(data_dir, max_train, leukemia_config(labels, [0.5] * 3,
-                                                                           [0.25] * 3))
+        labels = leukemia_data.folder_labels(data_dir) if data_dir else list(leukemia_data.LABELS)
+        x, y = leukemia_training_set(
+            data_dir, max_train, leukemia_config(labels, [0.5] * 3, [0.25] * 3)
+        )
         sources = {}
         flat = x[0].float().div(255.0).transpose(0, 1).reshape(3, -1)
-        description = (f"Research use only: cell-image classifier retrained on {data_dir.name}"
-                       f" ({', '.join(labels)}). Not a diagnostic tool." if data_dir
-                       else SYNTHETIC_DESCRIPTION)
-        config = leukemia_config(labels, flat.mean(1).tolist(), flat.std(1).tolist(),
-                                 description=description)
+        description = (
+            f"Research use only: cell-image classifier retrained on {data_dir.name}"
+            f" ({', '.join(labels)}). Not a diagnostic tool."
+            if data_dir
+            else SYNTHETIC_DESCRIPTION
+        )
+        config = leukemia_config(
+            labels, flat.mean(1).tolist(), flat.std(1).tolist(), description=description
+        )
         net, augment = leukemia_net(len(labels)), augment_cells
     step = config.preprocess[-1]
     mean_t = torch.tensor(step.mean).view(1, -1, 1, 1)
     std_t = torch.tensor(step.std).view(1, -1, 1, 1)
     data_seconds = time.perf_counter() - started
-    print(f"{name}: {x.shape[1]} training images, {count_parameters(net)} parameters, "
-          f"data ready in {data_seconds:.1f}s", flush=True)
+    print(
+        f"{name}: {x.shape[1]} training images, {count_parameters(net)} parameters, "
+        f"data ready in {data_seconds:.1f}s",
+        flush=True,
+    )
 
     started = time.perf_counter()
     losses = fit(net, x, y, mean_t, std_t, augment, epochs, batch, lr, gen)
@@ -118,8 +147,12 @@ def train(name: str, out: Path, seed: int, threads: int, epochs: int | None,
 
     onnx_path = out / config.file
     shape = (config.channels, config.height, config.width)
-    graph = export_onnx(net, onnx_path, shape, metadata_for(
-        config.labels, model=name, seed=seed, epochs=epochs, torch=torch.__version__))
+    graph = export_onnx(
+        net,
+        onnx_path,
+        shape,
+        metadata_for(config.labels, model=name, seed=seed, epochs=epochs, torch=torch.__version__),
+    )
     batch_check = ((x[0, :64].float() / 255.0 - mean_t) / std_t).numpy()
     parity = parity_check(graph, onnx_path, batch_check)
     write_config(config, out)
@@ -130,14 +163,24 @@ def train(name: str, out: Path, seed: int, threads: int, epochs: int | None,
         figures = evaluate.evaluate_mnist(out, max_eval, confusion_png=out / "confusion.png")
     else:
         figures = evaluate.evaluate_leukemia(
-            out, data_dir, min(max_eval or leukemia_data.N_TEST, leukemia_data.N_TEST))
-    figures.update({
-        "train_n": int(x.shape[1]), "epochs": epochs, "seed": seed, "threads": threads,
-        "parameters": count_parameters(net), "final_train_loss": round(losses[-1], 4),
-        "train_seconds": round(train_seconds + data_seconds, 1),
-        "parity_max_abs_diff": float(f"{parity:.2e}"), "onnx_bytes": onnx_path.stat().st_size,
-        "opset": 17, "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
-    })
+            out, data_dir, min(max_eval or leukemia_data.N_TEST, leukemia_data.N_TEST)
+        )
+    figures.update(
+        {
+            "train_n": int(x.shape[1]),
+            "epochs": epochs,
+            "seed": seed,
+            "threads": threads,
+            "parameters": count_parameters(net),
+            "final_train_loss": round(losses[-1], 4),
+            "train_seconds": round(train_seconds + data_seconds, 1),
+            "parity_max_abs_diff": float(f"{parity:.2e}"),
+            "onnx_bytes": onnx_path.stat().st_size,
+            "opset": 17,
+            "torch": torch.__version__,
+            "onnxruntime": onnxruntime.__version__,
+        }
+    )
     if sources:
         figures["train_sources"] = sources
     sha = file_sha256(onnx_path)
@@ -154,24 +197,34 @@ def card_rows(name: str, f: dict) -> list[tuple[str, str]]:
     """Human-readable rows of the card's figures table."""
     if name == "mnist":
         counts = ", ".join(f"{n:,} {source}" for source, n in f["train_sources"].items())
-        rows = [("Training digits", f"{counts}; MNIST repeated {mnist_mix.MNIST_REPEAT}x, "
-                 f"{f['train_n']:,} per epoch")]
+        rows = [
+            (
+                "Training digits",
+                f"{counts}; MNIST repeated {mnist_mix.MNIST_REPEAT}x, {f['train_n']:,} per epoch",
+            )
+        ]
     else:
-        rows = [("Held-out images", f"{f['heldout_n']}"),
-                ("Held-out accuracy", f"{f['heldout_accuracy']:.2f} %")]
-        rows += [(f"Recall of `{k[7:]}`", f"{v:.2f} %") for k, v in f.items()
-                 if k.startswith("recall_")]
+        rows = [
+            ("Held-out images", f"{f['heldout_n']}"),
+            ("Held-out accuracy", f"{f['heldout_accuracy']:.2f} %"),
+        ]
+        rows += [
+            (f"Recall of `{k[7:]}`", f"{v:.2f} %") for k, v in f.items() if k.startswith("recall_")
+        ]
         rows += [("Held-out data", f"{f['data']}"), ("Training images", f"{f['train_n']}")]
-    rows += [("Epochs", f"{f['epochs']}"),
-             ("Parameters", f"{f['parameters']:,}"),
-             ("Final training loss (label-smoothed)", f"{f['final_train_loss']}"),
-             ("Training time (CPU, incl. data)",
-              f"{f['train_seconds']} s on {f['threads']} threads"),
-             ("Seed", f"{f['seed']}"),
-             ("ONNX size", f"{f['onnx_bytes']:,} bytes (opset {f['opset']})"),
-             ("Max abs diff ONNX Runtime vs PyTorch (64-image batch)",
-              f"{f['parity_max_abs_diff']:.1e}"),
-             ("Versions", f"torch {f['torch']}, onnxruntime {f['onnxruntime']}")]
+    rows += [
+        ("Epochs", f"{f['epochs']}"),
+        ("Parameters", f"{f['parameters']:,}"),
+        ("Final training loss (label-smoothed)", f"{f['final_train_loss']}"),
+        ("Training time (CPU, incl. data)", f"{f['train_seconds']} s on {f['threads']} threads"),
+        ("Seed", f"{f['seed']}"),
+        ("ONNX size", f"{f['onnx_bytes']:,} bytes (opset {f['opset']})"),
+        (
+            "Max abs diff ONNX Runtime vs PyTorch (64-image batch)",
+            f"{f['parity_max_abs_diff']:.1e}",
+        ),
+        ("Versions", f"torch {f['torch']}, onnxruntime {f['onnxruntime']}"),
+    ]
     return rows
 
 
@@ -179,21 +232,34 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description="Train, export and document a shipped model.")
     parser.add_argument("model", choices=sorted(DEFAULTS))
-    parser.add_argument("--out", type=Path, default=None,
-                        help="model folder (default models/<name>)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="model folder (default models/<name>)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (pinned)")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--max-train", type=int, default=None, help="cap training images (tests)")
     parser.add_argument("--max-eval", type=int, default=None, help="cap held-out images (tests)")
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="leukemia: real dataset, one sub-folder per class (C-NMC: all/, hem/)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="leukemia: real dataset, one sub-folder per class (C-NMC: all/, hem/)",
+    )
     args = parser.parse_args(argv)
     if args.data_dir is not None and args.model != "leukemia":
         parser.error("--data-dir is only for leukemia")
     out = args.out or MODELS / args.model
-    train(args.model, out, args.seed, args.threads, args.epochs, args.max_train, args.max_eval,
-          args.data_dir)
+    train(
+        args.model,
+        out,
+        args.seed,
+        args.threads,
+        args.epochs,
+        args.max_train,
+        args.max_eval,
+        args.data_dir,
+    )
     return 0
 
 
