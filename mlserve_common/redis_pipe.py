@@ -26,6 +26,28 @@ import hiredis
 from mlserve_common.resp import command
 
 
+def checked_redis_url(url: str) -> str:
+    """`url` when it says what this client does: `redis://[[user]:password@]host[:port][/db]`.
+    Anything else is a ValueError that names the problem, so that a setting the client would
+    misread (`rediss://` would connect in plain text) stops the service at start."""
+    parts = urlsplit(url)
+    if parts.scheme == "rediss":
+        raise ValueError(
+            f"{url.split('@')[-1]!r}: rediss:// (Redis over TLS) is not supported; the stack's "
+            "Redis is reachable only inside its private network, so use redis://"
+        )
+    if parts.scheme != "redis" or not parts.hostname:
+        raise ValueError(
+            f"a Redis URL is redis://[[user]:password@]host[:port][/db], not "
+            f"{parts.scheme + '://' if parts.scheme else 'one without a scheme'}"
+        )
+    database = parts.path.strip("/")
+    if database and not (database.isascii() and database.isdigit()):
+        raise ValueError(f"the Redis database is a number (redis://host:port/0), not {database!r}")
+    parts.port  # noqa: B018 - raises ValueError on a port that is not a number or out of range
+    return url
+
+
 class RedisPipeError(OSError):
     """Redis could not be asked, or answered with an error (then `reply` is its text)."""
 
@@ -91,7 +113,7 @@ class RedisPipe:
     `RedisPipeError` when Redis is away or refuses."""
 
     def __init__(self, url: str, timeout: float) -> None:
-        parts = urlsplit(url)
+        parts = urlsplit(checked_redis_url(url))
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 6379
         self.username = unquote(parts.username) if parts.username else None
         self.password = unquote(parts.password) if parts.password else None

@@ -6,11 +6,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from mlserve_common import cores
 from mlserve_common.http_limits import HttpLimitSettings
+from mlserve_common.redis_pipe import checked_redis_url
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -83,6 +84,11 @@ class Settings(HttpLimitSettings):
     thread."""
     log_level: str = "info"
     """Python logging level."""
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, url: str) -> str:
+        return checked_redis_url(url) if url else url
 
     @model_validator(mode="after")
     def _split_the_cores(self) -> Settings:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from mlserve_common import cores
 from mlserve_common.http_limits import HttpLimitSettings
+from mlserve_common.redis_pipe import checked_redis_url
 
 
 class Settings(HttpLimitSettings):
@@ -94,6 +95,22 @@ class Settings(HttpLimitSettings):
     """Log every request (off: a log line costs about as much as forwarding a cache hit)."""
     log_level: str = "info"
     """Python logging level."""
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, url: str) -> str:
+        return checked_redis_url(url) if url else url
+
+    @model_validator(mode="after")
+    def _plain_http_to_model_api(self) -> Settings:
+        """The gateway's own client to model_api speaks plain HTTP (model_api serves nothing
+        else): an https URL is refused, not sent in plain text. The UI's client (httpx) may."""
+        if self.app_type == "cli" and not self.model_api_url.startswith("http://"):
+            raise ValueError(
+                f"MLSERVE_MODEL_API_URL must be http://host[:port] for the gateway (model_api "
+                f"serves plain HTTP inside the stack's network), not {self.model_api_url!r}"
+            )
+        return self
 
 
 @lru_cache

@@ -215,11 +215,10 @@ class UpstreamPool:
     ) -> None:
         """`resolver` (for tests) replaces the name lookup: the addresses to spread over."""
         parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"upstream URL must be http(s)://host[:port], not {base_url!r}")
+        if parts.scheme != "http" or not parts.hostname:  # no TLS: model_api has none
+            raise ValueError(f"upstream URL must be http://host[:port], not {base_url!r}")
         self.host = parts.hostname
-        self.port = parts.port or (443 if parts.scheme == "https" else 80)
-        self.tls = parts.scheme == "https"
+        self.port = parts.port or 80
         self.host_header = parts.netloc.encode("ascii")
         self.connect_timeout = connect_timeout
         self.pool_timeout = pool_timeout
@@ -388,13 +387,7 @@ class UpstreamPool:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.connect_timeout):
-                _, connection = await loop.create_connection(
-                    _Connection,
-                    address[0],
-                    address[1],
-                    ssl=self.tls or None,
-                    server_hostname=self.host if self.tls else None,
-                )
+                _, connection = await loop.create_connection(_Connection, address[0], address[1])
         except TimeoutError as exc:
             self._mark_down(address)
             raise UpstreamConnectError("connecting to upstream timed out") from exc
