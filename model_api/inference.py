@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from model_api import metrics
+from model_api import metrics, preprocess
 from model_api.model_config import ModelConfig, file_sha256
 from model_api.model_identity import model_digest
 
@@ -115,10 +115,12 @@ class ModelRunner:
             )
 
     def _warm_up(self) -> None:
-        """One run per batch shape to come, so first requests pay no set-up (uncounted)."""
+        """One run per batch shape to come, and one of the preprocessing, so first requests
+        pay no set-up (uncounted)."""
         shape = (self.config.channels, self.config.height, self.config.width)
         for size in self.batch_shapes or [1]:
             self._session_run(np.zeros((size, *shape), np.float32))
+        preprocess.warm_up(self.config)
 
     def _session_run(self, batch: np.ndarray) -> np.ndarray:
         (probabilities,) = self.session.run(

@@ -506,3 +506,14 @@ def test_without_opencv_the_steps_say_what_is_missing(monkeypatch: pytest.Monkey
     for step, parameters in STEPS:
         with pytest.raises(RuntimeError, match="opencv-python-headless"):
             step(_photo(), parameters)
+
+
+def test_the_warm_up_image_gives_each_paper_step_work() -> None:
+    """model_api runs the pipeline once at load on this image, so that OpenCV's one-off
+    set-up is not paid by a worker's first request: each step must take its full path."""
+    pixels = np.asarray(preprocess.warm_up_image().convert("L"))
+    for step, parameters in STEPS:
+        out = step(pixels, parameters)
+        assert out is not pixels, step.__name__
+        pixels = out
+    preprocess.warm_up(SHIPPED)  # and the whole pipeline takes it
