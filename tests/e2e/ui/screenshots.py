@@ -1,6 +1,6 @@
 """Take docs/ui-<model>.png: each model's page with a real prediction on it.
 
-usage: python -m tests.ui.screenshots [MODEL ...]    (default: mnist leukemia)
+usage: python -m tests.e2e.ui.screenshots [MODEL ...]    (default: mnist leukemia)
 Starts a private stack per model (./start_all.sh ui MODEL on free ports) and stops it.
 """
 
@@ -15,7 +15,7 @@ from harness.stack import ROOT, stack_env
 from tests.e2e.ui import browser as ui
 
 # Which sample each screenshot shows (index into the model's sorted samples).
-SHOWN_SAMPLE = {"mnist": 3, "leukemia": 0}
+SHOWN_SAMPLE = {"mnist": 11, "leukemia": 0}  # mnist: the phone photo on ruled paper
 SCREENSHOT_SIZE = {"width": 1280, "height": 1080}
 
 
