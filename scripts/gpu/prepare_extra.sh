@@ -2,8 +2,9 @@
 # After ../shared/gpu/prepare.sh: make .gpu/whl hold model_api's dependencies as the GPU image
 # has them (requirements-gpu.txt resolved by pip for CPython 3.12, without numpy, pillow,
 # onnxruntime and the CUDA wheels, which the GPU host has, and without OpenCV: its 62 MB wheel
-# would not fit a copy, and model_api needs it only for a config with paper steps, which the
-# GPU check does not use), then check that each copy fits.
+# would not fit a copy, and model_api needs it only for the paper steps, which the GPU check
+# drops from its copy of a config when OpenCV is missing, scripts/gpu/served.py), then check
+# that each copy fits.
 # usage (from the project root): bash ../shared/gpu/prepare.sh && bash scripts/gpu/prepare_extra.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."

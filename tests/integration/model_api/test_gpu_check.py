@@ -49,3 +49,23 @@ def test_the_gpu_check_runs_on_the_cpu_with_and_without_batching(
     assert plain["images_per_run"] == 1.0  # unbatched: one session run per image
     assert batched["images_per_run"] > 1.0  # the batched run really formed batches
     assert "b x1" in done.stdout  # the summary tells the batched run apart
+
+
+def test_without_opencv_the_gpu_check_serves_mnist_without_the_paper_steps(
+    tmp_path: Path,
+) -> None:
+    """The GPU host has no OpenCV (scripts/gpu/prepare_extra.sh): the check's copy of a config
+    drops the paper steps, and keeps every other step as it is."""
+    sys.path.insert(0, str(ROOT / "scripts" / "gpu"))
+    try:
+        import served
+    finally:
+        sys.path.remove(str(ROOT / "scripts" / "gpu"))
+    shipped = json.loads((ROOT / "models" / "mnist" / "config.json").read_text())
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(shipped))
+    served.without_paper_steps(path)
+    ops = [step["op"] for step in json.loads(path.read_text())["preprocess"]]
+    assert not set(ops) & set(served.PAPER_OPS)
+    assert ops == [s["op"] for s in shipped["preprocess"] if s["op"] not in served.PAPER_OPS]
+    assert len(ops) == len(shipped["preprocess"]) - 4
