@@ -21,6 +21,24 @@ def test_forwards_raw_and_multipart_with_app_type_cli(model_api: ServiceProcess)
             assert multi.json()["label"] == expected and multi.json()["cached"] is True
 
 
+def test_without_cache_or_coalescing_the_body_goes_as_the_client_sent_it(
+    model_api: ServiceProcess,
+) -> None:
+    """The gateway's plain branch: no Redis to read and no coalescing, so the body and its
+    content type go to model_api unchanged (a multipart form, a raw image, a wrong one)."""
+    with gateway(model_api, redis_url="", coalesce_max_images=1) as client:
+        state = client.app.state
+        assert not state.hit_cache.enabled and not state.forwarder.coalescing
+        for path, expected in samples("mnist")[:4]:
+            multi = client.post("/predict", files={"file": (path.name, path.read_bytes())})
+            assert multi.status_code == 200 and multi.json()["label"] == expected
+            raw = client.post("/predict", content=path.read_bytes())
+            assert raw.json()["label"] == expected and raw.json()["cached"] is True
+        refused = client.post("/predict", content=b"%PDF-1.5")
+        assert refused.status_code == 415 and refused.json()["code"] == "unsupported_media_type"
+        assert "x-request-id" in refused.headers
+
+
 def test_named_model_route_and_model_errors_pass_through(model_api: ServiceProcess) -> None:
     with gateway(model_api) as client:
         data = encode(drawn_digit_seven())
