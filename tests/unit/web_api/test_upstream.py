@@ -201,22 +201,23 @@ async def test_a_request_goes_to_the_worker_with_the_fewest_requests_under_way()
     """Three connections, to workers a, a and b (as the kernel may spread them). While a
     slow request holds one of a's, the next goes to b, not to the most recently used."""
     workers = ["a", "a", "b"]
-    arrived, release = [], asyncio.Event()
+    arrived: list[bytes] = []
+    gates = [asyncio.Event() for _ in workers]  # each connection's first answer, in turn
+    release, slow_arrived = asyncio.Event(), asyncio.Event()
 
     async def worker_server(reader, writer) -> None:
         name = workers[len(arrived)].encode()
         arrived.append(name)
-        order = len(arrived)
+        gate = gates[len(arrived) - 1]
         while True:
             try:
                 request = await read_request(reader)
             except (asyncio.IncompleteReadError, ConnectionError):
                 return
-            if b" /hold " in request:  # the first three: answered last-opened first
-                while len(arrived) < 3:
-                    await asyncio.sleep(0.01)
-                await asyncio.sleep(0.05 * (4 - order))
+            if b" /hold " in request:
+                await gate.wait()
             elif b" /slow " in request:
+                slow_arrived.set()
                 await release.wait()
             writer.write(
                 b"HTTP/1.1 200 OK\r\nx-mlserve-worker: "
@@ -229,10 +230,16 @@ async def test_a_request_goes_to_the_worker_with_the_fewest_requests_under_way()
     server, url = await serve(worker_server)
     async with server:
         pool = UpstreamPool(url, limit=8, connect_timeout=1, pool_timeout=1, idle_seconds=30)
-        held = await asyncio.gather(*(pool.request("GET", "/hold", {}) for _ in range(3)))
-        assert sorted(a.body for a in held) == [b"a", b"a", b"b"]  # the last answer: an a
+        waiting = {asyncio.create_task(pool.request("GET", "/hold", {})) for _ in workers}
+        while len(arrived) < len(workers):  # three requests held: three connections
+            await asyncio.sleep(0.001)
+        for gate in reversed(gates):  # answered last-opened first, each seen before the next
+            gate.set()
+            done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            assert len(done) == 1
+        assert (done.pop().result()).body == b"a"  # the most recently used: worker a's
         slow = asyncio.create_task(pool.request("GET", "/slow", {}))
-        await asyncio.sleep(0.05)  # on the most recently used connection: worker a's
+        await slow_arrived.wait()  # on the most recently used connection: worker a's
         fast = await pool.request("GET", "/fast", {})
         release.set()
         assert (await slow).body == b"a"
