@@ -32,3 +32,8 @@ def drawn_digit_seven(size: int = 200, mode: str = "RGB") -> Image.Image:
         [(55 * s, 35 * s), (145 * s, 35 * s), (85 * s, 170 * s)], fill="black", width=int(14 * s)
     )
     return image.convert(mode)
+
+
+UPLOAD_PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 3 + b"\r\n--not-the-boundary\r\n"
+"""An upload's content for multipart parsing tests: a PNG signature, every byte value, and a
+line that looks like a boundary but is not this body's."""

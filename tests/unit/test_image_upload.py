@@ -10,11 +10,11 @@ import pytest
 from starlette.requests import Request
 from urllib3 import encode_multipart_formdata
 
+from harness.images import UPLOAD_PNG
 from mlserve_common import image_upload
 from mlserve_common.errors import MLServeError
 from mlserve_common.image_upload import read_image_bytes, single_file
 
-PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 3 + b"\r\n--not-the-boundary\r\n"
 B = "mlserve-test-boundary"
 CT = f"multipart/form-data; boundary={B}"
 
@@ -33,80 +33,86 @@ FILE_HEADERS = (
 
 # (body, content type, what the fast path answers: the file, or None for "ask the parser")
 CASES = {
-    "curl/wrk layout": (part(FILE_HEADERS, PNG) + closing(), CT, PNG),
-    "no final CRLF": (part(FILE_HEADERS, PNG) + closing()[:-2], CT, PNG),
+    "curl/wrk layout": (part(FILE_HEADERS, UPLOAD_PNG) + closing(), CT, UPLOAD_PNG),
+    "no final CRLF": (part(FILE_HEADERS, UPLOAD_PNG) + closing()[:-2], CT, UPLOAD_PNG),
     "quoted boundary": (
-        part(FILE_HEADERS, PNG) + closing(),
+        part(FILE_HEADERS, UPLOAD_PNG) + closing(),
         f'multipart/form-data; boundary="{B}"',
-        PNG,
+        UPLOAD_PNG,
     ),
     "disposition only": (
-        part('Content-Disposition: form-data; name="file"; filename="x.png"', PNG) + closing(),
+        part('Content-Disposition: form-data; name="file"; filename="x.png"', UPLOAD_PNG)
+        + closing(),
         CT,
-        PNG,
+        UPLOAD_PNG,
     ),
     "another field name": (
-        part('Content-Disposition: form-data; name="image"; filename="file"', PNG) + closing(),
+        part('Content-Disposition: form-data; name="image"; filename="file"', UPLOAD_PNG)
+        + closing(),
         CT,
-        PNG,
+        UPLOAD_PNG,
     ),
     "empty file": (part(FILE_HEADERS, b"") + closing(), CT, b""),
     "a field, not a file": (
-        part('Content-Disposition: form-data; name="file"', PNG) + closing(),
+        part('Content-Disposition: form-data; name="file"', UPLOAD_PNG) + closing(),
         CT,
         None,
     ),
     "two parts": (
         part('Content-Disposition: form-data; name="note"', b"hi")
-        + part(FILE_HEADERS, PNG)
+        + part(FILE_HEADERS, UPLOAD_PNG)
         + closing(),
         CT,
         None,
     ),
     "file then field": (
-        part(FILE_HEADERS, PNG)
+        part(FILE_HEADERS, UPLOAD_PNG)
         + part('Content-Disposition: form-data; name="n"', b"1")
         + closing(),
         CT,
         None,
     ),
-    "preamble": (b"preamble\r\n" + part(FILE_HEADERS, PNG) + closing(), CT, None),
+    "preamble": (b"preamble\r\n" + part(FILE_HEADERS, UPLOAD_PNG) + closing(), CT, None),
     "extra header": (
-        part(FILE_HEADERS + "\r\nContent-Transfer-Encoding: base64", PNG) + closing(),
+        part(FILE_HEADERS + "\r\nContent-Transfer-Encoding: base64", UPLOAD_PNG) + closing(),
         CT,
         None,
     ),
     "filename*": (
-        part("Content-Disposition: form-data; name=\"file\"; filename*=UTF-8''x.png", PNG)
+        part("Content-Disposition: form-data; name=\"file\"; filename*=UTF-8''x.png", UPLOAD_PNG)
         + closing(),
         CT,
         None,
     ),
-    "truncated": (part(FILE_HEADERS, PNG), CT, None),
-    "wrong boundary": (part(FILE_HEADERS, PNG, "other") + closing("other"), CT, None),
-    "no boundary": (part(FILE_HEADERS, PNG) + closing(), "multipart/form-data", None),
+    "truncated": (part(FILE_HEADERS, UPLOAD_PNG), CT, None),
+    "wrong boundary": (part(FILE_HEADERS, UPLOAD_PNG, "other") + closing("other"), CT, None),
+    "no boundary": (part(FILE_HEADERS, UPLOAD_PNG) + closing(), "multipart/form-data", None),
     # Issue 27: layouts the full parser reads otherwise go to it (and 400 at every size).
     "duplicated boundary": (
-        part(FILE_HEADERS, PNG) + closing(),
+        part(FILE_HEADERS, UPLOAD_PNG) + closing(),
         f"{CT}; boundary=other",
         None,
     ),
     "quoted boundary with ;": (
-        part(FILE_HEADERS, PNG) + closing(),
+        part(FILE_HEADERS, UPLOAD_PNG) + closing(),
         f'multipart/form-data; boundary="{B};x"',
         None,
     ),
     "unterminated quote": (
-        part(FILE_HEADERS, PNG) + closing(),
+        part(FILE_HEADERS, UPLOAD_PNG) + closing(),
         f'multipart/form-data; boundary="{B}',
         None,
     ),
     'name="a;filename="b"': (
-        part('Content-Disposition: form-data; name="a;filename="b"', PNG) + closing(),
+        part('Content-Disposition: form-data; name="a;filename="b"', UPLOAD_PNG) + closing(),
         CT,
         None,
     ),
-    "nine headers": (part(FILE_HEADERS + "\r\nContent-Type: x" * 8, PNG) + closing(), CT, None),
+    "nine headers": (
+        part(FILE_HEADERS + "\r\nContent-Type: x" * 8, UPLOAD_PNG) + closing(),
+        CT,
+        None,
+    ),
 }
 
 
@@ -155,8 +161,8 @@ def test_the_answer_is_the_full_parsers_answer(name: str, monkeypatch) -> None:
 
 
 def test_bodies_real_clients_build_take_the_fast_path() -> None:
-    built = httpx.Request("POST", "http://x/predict", files={"file": ("seven.png", PNG)})
+    built = httpx.Request("POST", "http://x/predict", files={"file": ("seven.png", UPLOAD_PNG)})
     body = built.read()
-    assert single_file(body, built.headers["content-type"]) == PNG
-    body, content_type = encode_multipart_formdata({"file": ("seven.png", PNG, "image/png")})
-    assert single_file(body, content_type) == PNG  # requests' encoder
+    assert single_file(body, built.headers["content-type"]) == UPLOAD_PNG
+    body, content_type = encode_multipart_formdata({"file": ("seven.png", UPLOAD_PNG, "image/png")})
+    assert single_file(body, content_type) == UPLOAD_PNG  # requests' encoder

@@ -24,10 +24,10 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 from starlette.requests import Request
 
+from harness.images import UPLOAD_PNG
 from mlserve_common import image_upload
 from mlserve_common.errors import MLServeError
 from mlserve_common.image_upload import FAST_PATH_MAX_BYTES, read_image_bytes, single_file
-from tests.unit.test_image_upload import PNG
 
 B = "fuzz-boundary"
 B2 = "fuzz-other"
@@ -109,13 +109,13 @@ DISPOSITION = 'Content-Disposition: form-data; name="file"; filename="x.png"'
 
 
 def plain_body(
-    boundary: str = B, disposition: str = DISPOSITION, content: bytes = PNG, extra: str = ""
+    boundary: str = B, disposition: str = DISPOSITION, content: bytes = UPLOAD_PNG, extra: str = ""
 ) -> bytes:
     head = f"--{boundary}\r\n{disposition}\r\n{extra}Content-Type: image/png\r\n\r\n"
     return head.encode() + content + f"\r\n--{boundary}--\r\n".encode()
 
 
-GROWN = PNG + b"\x00" * BIG  # the same file, past the fast path's limit
+GROWN = UPLOAD_PNG + b"\x00" * BIG  # the same file, past the fast path's limit
 
 # (body, content type, the status at both sizes)
 REGRESSIONS = {
@@ -165,7 +165,7 @@ def test_an_unusual_layout_gets_one_answer_at_every_size(name: str, runner: asyn
     _, small = check(runner, body, content_type)
     assert small[0] == status
     # The client's own way to cross the limit: a bigger file in the same layout.
-    grown = body.replace(PNG, GROWN)
+    grown = body.replace(UPLOAD_PNG, GROWN)
     assert answer(runner, [grown], content_type)[0] == status
 
 
@@ -176,7 +176,7 @@ def test_the_plain_layout_keeps_the_fast_path(runner: asyncio.Runner) -> None:
         f"Multipart/Form-Data;boundary={B}",
     ):
         cut, small = check(runner, plain_body(), content_type)
-        assert cut == PNG and small == (200, PNG)
+        assert cut == UPLOAD_PNG and small == (200, UPLOAD_PNG)
 
 
 # ---- every header the fast path admits, built along its grammars ----
@@ -260,7 +260,7 @@ class Part:
     delimiter_end: str = "\r\n"  # after `--B`
     headers: list[str] = field(default_factory=lambda: [DISPOSITION, "Content-Type: image/png"])
     blank: str = "\r\n"  # the empty line after the headers
-    content: list[str | bytes] = field(default_factory=lambda: [PNG])  # str: in the boundary
+    content: list[str | bytes] = field(default_factory=lambda: [UPLOAD_PNG])  # str: in the boundary
     end: str = "\r\n"  # before the next delimiter
 
     def render(self, boundary: str) -> bytes:
@@ -361,7 +361,7 @@ OTHER_HEADERS = one_of(
 )
 CONTENT_PIECES = st.lists(
     st.sampled_from(
-        [PNG, b"x", b"", "\r\n--{0}", "\r\n--{0}--", "--{0}\r\n", "\r\n--{0} \r\n", "\r\n-"]
+        [UPLOAD_PNG, b"x", b"", "\r\n--{0}", "\r\n--{0}--", "--{0}\r\n", "\r\n--{0} \r\n", "\r\n-"]
     ),
     min_size=1,
     max_size=3,
@@ -409,7 +409,7 @@ EPILOGUES = one_of(["", "epilogue", "\r\nepilogue\r\n", "\r\n\r\n", f"\r\n--{B}\
 CLOSINGS = one_of(["--{0}-", "", "--{0}", "--{0}-- ", f"--{B2}--", "--{0}--\r\n--{0}--"])
 NEW_PARTS = st.sampled_from(
     [
-        ([DISPOSITION, "Content-Type: image/png"], [PNG]),  # another file
+        ([DISPOSITION, "Content-Type: image/png"], [UPLOAD_PNG]),  # another file
         (['Content-Disposition: form-data; name="note"'], [b"hi"]),  # a field
         (['Content-Disposition: form-data; name="a"; filename="b"'], [b"other"]),
     ]
@@ -469,7 +469,7 @@ def test_generated_layouts_get_the_full_parsers_answer_at_both_sizes(
     @given(layouts())
     def one_answer(layout: Layout) -> None:
         body, content_type = layout.body(), layout.content_type()
-        note(f"Content-Type: {content_type!r}\nbody: {body.replace(PNG, b'<PNG>')!r}")
+        note(f"Content-Type: {content_type!r}\nbody: {body.replace(UPLOAD_PNG, b'<UPLOAD_PNG>')!r}")
         cut, (status, _) = check(runner, body, content_type)
         seen["fast path" if cut is not None else "full parser"] += 1
         seen[str(status)] += 1

@@ -9,29 +9,12 @@ from contextlib import asynccontextmanager
 
 import pytest
 
+from harness.raw_http import read_request, serve
 from web_api.gateway.errors import GatewaySaturatedError, ModelApiUnavailableError
 from web_api.gateway.model_client import ModelApiClient
 from web_api.gateway.upstream import Answer, UpstreamDisconnected, UpstreamPool
 
 OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
-
-
-async def serve(handler) -> tuple[asyncio.Server, str]:
-    server = await asyncio.start_server(handler, "127.0.0.1", 0)
-    return server, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-
-
-async def read_request(reader: asyncio.StreamReader) -> bytes:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = next(
-        (
-            int(line.split(b":")[1])
-            for line in head.split(b"\r\n")
-            if line.lower().startswith(b"content-length")
-        ),
-        0,
-    )
-    return head + await reader.readexactly(length)
 
 
 async def test_a_connection_the_server_closed_while_idle_is_retried_once() -> None:
