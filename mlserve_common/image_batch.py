@@ -42,8 +42,8 @@ class BatchFormatError(ValueError):
 @dataclass(frozen=True)
 class Item:
     request_id: str
-    image: bytes
-    """An image file, or a whole V2 request body."""
+    body: bytes
+    """What the item carries: an image file, or a whole V2 request body."""
     header_length: int | None = None
     """A V2 body's Inference-Header-Content-Length (the JSON's length before binary data)."""
 
@@ -96,10 +96,10 @@ def _sizes(value: object, what: str) -> list[int]:
 
 
 def encode_images(items: list[Item]) -> bytes:
-    header: dict = {"sizes": [len(i.image) for i in items], "ids": [i.request_id for i in items]}
+    header: dict = {"sizes": [len(i.body) for i in items], "ids": [i.request_id for i in items]}
     if any(item.header_length is not None for item in items):
         header["header_lengths"] = [item.header_length for item in items]
-    return b"".join([orjson.dumps(header), b"\n", *(item.image for item in items)])
+    return b"".join([orjson.dumps(header), b"\n", *(item.body for item in items)])
 
 
 def decode_images(body: bytes) -> list[Item]:

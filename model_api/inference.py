@@ -58,12 +58,12 @@ class ModelRunner:
         path: Path,
         provider: str,
         threads: int,
-        version_name: str = "1",
+        version: str = "1",
     ) -> None:
         self.config = config
         self.path = path
-        self.version_name = version_name
-        self.metrics = metrics.for_model(config.name, version_name)
+        self.version = version
+        self.metrics = metrics.for_model(config.name, version)
         self.digest = model_digest(file_sha256(self.path), config)
         """What answers are keyed and receipted by (see `model_api.model_identity`)."""
         ort.disable_telemetry_events()  # nothing leaves the stack (and exit never waits on it)
@@ -93,7 +93,7 @@ class ModelRunner:
         log.info(
             "loaded model %s version %s (digest %s) on %s (%d threads)",
             config.name,
-            version_name,
+            version,
             self.digest[:12],
             self.provider,
             threads,

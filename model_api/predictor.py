@@ -301,9 +301,7 @@ class Predictor:
 
     def _encode(self, row: np.ndarray, sha256: str) -> bytes:
         runner = self.runner
-        return answers.encode_prediction(
-            runner.config, runner.version_name, runner.digest, sha256, row
-        )
+        return answers.encode_prediction(runner.config, runner.version, runner.digest, sha256, row)
 
 
 def _deliver(job: Future, late: Callable) -> None:

@@ -125,7 +125,7 @@ class ModelRepository:
         return Readiness(
             status="ready",
             model=runner.config.name,
-            version=runner.version_name,
+            version=runner.version,
             digest=runner.digest,
             provider=runner.provider,
             cache=self.cache.state.value,

@@ -134,7 +134,7 @@ async def predict_images(request: Request, model_name: str) -> Response:
     given = _app_type(request)
 
     async def predicted(item: image_batch.Item) -> ItemAnswer:
-        return ItemAnswer(200, await service.predictor.predict(item.image, given))
+        return ItemAnswer(200, await service.predictor.predict(item.body, given))
 
     return await answer_items(request, service, predicted)
 
@@ -170,7 +170,7 @@ async def _answer(
     request_id = item.request_id or new_request_id()
     token = request_id_var.set(request_id)
     try:
-        if len(item.image) > limit:
+        if len(item.body) > limit:
             raise too_large(limit)
         return await answer(item)
     except MLServeError as exc:

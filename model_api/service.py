@@ -21,7 +21,7 @@ class ModelService:
     runner: ModelRunner
     cache: PredictionCache
     predictor: Predictor
-    version_name: str
+    version: str
     """The version's folder name ("1" for a model folder without versions)."""
 
     @classmethod
@@ -30,7 +30,7 @@ class ModelService:
         settings: Settings,
         cache: PredictionCache,
         config: ModelConfig,
-        version_name: str,
+        version: str,
         path: Path,
     ) -> ModelService:
         """Load the session in a thread (other models keep serving meanwhile)."""
@@ -40,7 +40,7 @@ class ModelService:
             path,
             settings.execution_provider,
             settings.intra_op_threads,  # type: ignore[arg-type]  # set by Settings' validator
-            version_name,
+            version,
         )
         predictor = Predictor(
             runner,
@@ -56,12 +56,12 @@ class ModelService:
             settings.singleflight_lease_ms,
         )
         predictor.start()
-        return cls(settings, runner, cache, predictor, version_name)
+        return cls(settings, runner, cache, predictor, version)
 
     def mark_served(self, served: bool = True) -> None:
         """Say in the metrics whether this digest answers for its model version now."""
         config = self.runner.config
-        metrics.SERVED.labels(config.name, self.version_name, self.runner.digest).set(int(served))
+        metrics.SERVED.labels(config.name, self.version, self.runner.digest).set(int(served))
 
     async def close(self) -> None:
         """Let in-flight inferences finish."""
@@ -72,7 +72,7 @@ class ModelService:
         config = self.runner.config
         return ModelMetadata(
             name=config.name,
-            version=self.version_name,
+            version=self.version,
             digest=self.runner.digest,
             description=config.description,
             inputs=[_tensor(config.input)],

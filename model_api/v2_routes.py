@@ -175,7 +175,7 @@ async def answer_v2(
     binary = wanted[0].binary if wanted else parsed.binary_output
     answer, length = encode_response(
         model_name,
-        service.version_name,
+        service.version,
         parsed.id,
         [Output(config.output.name, rows, binary)],
         {"digest": service.runner.digest},
@@ -246,7 +246,7 @@ async def infer_batch(request: Request, model_name: str, version: str | None = N
 
     async def inferred(item: Item) -> ItemAnswer:
         length = None if item.header_length is None else str(item.header_length)
-        answer = await answer_v2(service, model_name, item.image, length)
+        answer = await answer_v2(service, model_name, item.body, length)
         return ItemAnswer(200, answer.body, header_length=answer.header_length)
 
     return await answer_items(request, service, inferred)

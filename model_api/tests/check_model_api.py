@@ -84,7 +84,7 @@ def check_provider(settings: Settings, runner: ModelRunner) -> str:
             f"onnxruntime offers {offered} (the GPU image and the NVIDIA runtime are needed)"
         )
     return (
-        f"{runner.config.name}: version {runner.version_name} (digest {runner.digest[:12]}) "
+        f"{runner.config.name}: version {runner.version} (digest {runner.digest[:12]}) "
         "loaded, runs on "
         f"{runner.provider} (onnxruntime offers {offered})"
     )

@@ -135,9 +135,9 @@ class _Route:
         return True
 
 
-class ImageForwarder:
-    """`await forwarder.predict(model_path, app_type, image, request_id)`: model_api's
-    answer for one image, sent alone or with other images; `forwarder.infer_v2(...)` the
+class Coalescer:
+    """`await coalescer.predict(model_path, app_type, image, request_id)`: model_api's
+    answer for one image, sent alone or with other images; `coalescer.infer_v2(...)` the
     same for a V2 inference request."""
 
     def __init__(
@@ -297,9 +297,7 @@ class ImageForwarder:
         else:
             headers = {"content-type": "application/octet-stream"}  # the image's own bytes
         headers[REQUEST_ID_HEADER] = item.request_id
-        return await self.client.request(
-            "POST", destination.alone, body=item.image, headers=headers
-        )
+        return await self.client.request("POST", destination.alone, body=item.body, headers=headers)
 
     async def _together(
         self, destination: Destination, items: list[Item]

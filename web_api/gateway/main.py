@@ -14,7 +14,7 @@ from mlserve_common.hot_path import HotPath
 from mlserve_common.observability import NO_TELEMETRY, RequestIdMiddleware
 from mlserve_common.server import init_worker
 from web_api.config import Settings, get_settings
-from web_api.gateway.coalescer import ImageForwarder
+from web_api.gateway.coalescer import Coalescer
 from web_api.gateway.hit_cache import HitCache
 from web_api.gateway.model_client import ModelApiClient
 from web_api.gateway.routes import HOT_ROUTES, protected, router
@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.redis_retry_seconds,
             settings.cache_bypass_after_misses,
         )
-        app.state.forwarder = ImageForwarder(
+        app.state.coalescer = Coalescer(
             app.state.model_client,
             settings.coalesce_max_images,
             settings.coalesce_max_image_bytes,
@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await app.state.forwarder.close()
+            await app.state.coalescer.close()
             await app.state.model_client.close()
             await app.state.hit_cache.close()
 

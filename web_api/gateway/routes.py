@@ -22,7 +22,7 @@ from mlserve_common.stack_health import DOWN, model_api_state
 from web_api.config import Settings
 from web_api.gateway import metrics
 from web_api.gateway.auth import require_api_key
-from web_api.gateway.coalescer import ImageForwarder
+from web_api.gateway.coalescer import Coalescer
 from web_api.gateway.errors import UnknownModelError, UnknownRouteError
 from web_api.gateway.hit_cache import HitCache
 from web_api.gateway.model_client import ModelApiClient, UpstreamResponse
@@ -87,15 +87,15 @@ async def _forward_image(request: Request, model_name: str) -> Response:
     hits: HitCache = request.app.state.hit_cache
     await require_api_key(request)
     base = model_path(model_name)  # 404 before reading a body for nothing
-    forwarder: ImageForwarder = request.app.state.forwarder
+    coalescer: Coalescer = request.app.state.coalescer
     with request.app.state.upload_budget.reservation() as held:
-        if hits.enabled or forwarder.coalescing:
+        if hits.enabled or coalescer.coalescing:
             body = await read_image_bytes(request, settings.max_body_bytes, held)
             cached = await hits.answer(APP_TYPE, model_name, body)
             if cached is not None:
                 return Response(cached, media_type="application/json")
             request_id = request.state.request_id
-            forwarded = forwarder.predict(base, APP_TYPE, body, request_id)
+            forwarded = coalescer.predict(base, APP_TYPE, body, request_id)
         else:
             body = await read_limited_body(request, settings.max_body_bytes, held)
             content_type = request.headers.get("content-type", "application/octet-stream")
@@ -144,10 +144,10 @@ async def forward_v2(request: Request, **_: str) -> Response:
             headers[name] = request.headers[name]
     with request.app.state.upload_budget.reservation() as held:
         body = await read_limited_body(request, settings.max_body_bytes, held)
-        forwarder: ImageForwarder = request.app.state.forwarder
-        if request.method == "POST" and not query and forwarder.coalescing:
+        coalescer: Coalescer = request.app.state.coalescer
+        if request.method == "POST" and not query and coalescer.coalescing:
             # Small inference requests share calls, as images do (coalescer.py).
-            forwarded = forwarder.infer_v2(target, body, headers, request.state.request_id)
+            forwarded = coalescer.infer_v2(target, body, headers, request.state.request_id)
         else:
             forwarded = client.request(request.method, target, body=body, headers=headers)
         return _passthrough(await unless_disconnected(request, forwarded))

@@ -15,7 +15,7 @@ from streamlit_drawable_canvas import st_canvas
 from mlserve_common import image_formats
 from web_api.config import get_settings
 from web_api.ui import view
-from web_api.ui.client import ModelApiClient, UiError
+from web_api.ui.client import UiError, UiModelClient
 
 log = logging.getLogger("mlserve.ui")
 
@@ -32,8 +32,8 @@ CANVAS_SIZE = 280
 
 
 @st.cache_resource
-def model_client() -> ModelApiClient:
-    return ModelApiClient(get_settings())
+def model_client() -> UiModelClient:
+    return UiModelClient(get_settings())
 
 
 @st.cache_data(ttl=30, show_spinner=False)

@@ -49,7 +49,7 @@ class PredictOutcome:
     round_trip_ms: float
 
 
-class ModelApiClient:
+class UiModelClient:
     """model_api through MLServe's one client library (`mlserve_cli.client`, the `mlserve`
     command's): same routes, error envelope and request ids; failures said for people."""
 

@@ -11,11 +11,11 @@ from harness.redis_server import free_port
 from harness.services import ServiceProcess
 from web_api.config import Settings
 from web_api.ui import view
-from web_api.ui.client import FRIENDLY_MESSAGES, UNAVAILABLE, ModelApiClient, UiError
+from web_api.ui.client import FRIENDLY_MESSAGES, UNAVAILABLE, UiError, UiModelClient
 
 
-def client_for(url: str) -> ModelApiClient:
-    return ModelApiClient(Settings(app_type="ui", model_name="mnist", model_api_url=url))
+def client_for(url: str) -> UiModelClient:
+    return UiModelClient(Settings(app_type="ui", model_name="mnist", model_api_url=url))
 
 
 def test_metadata_prediction_and_cache_with_app_type_ui(model_api: ServiceProcess) -> None:

@@ -28,7 +28,7 @@ def test_without_cache_or_coalescing_the_body_goes_as_the_client_sent_it(
     content type go to model_api unchanged (a multipart form, a raw image, a wrong one)."""
     with gateway(model_api, redis_url="", coalesce_max_images=1) as client:
         state = client.app.state
-        assert not state.hit_cache.enabled and not state.forwarder.coalescing
+        assert not state.hit_cache.enabled and not state.coalescer.coalescing
         for path, expected in samples("mnist")[:4]:
             multi = client.post("/predict", files={"file": (path.name, path.read_bytes())})
             assert multi.status_code == 200 and multi.json()["label"] == expected

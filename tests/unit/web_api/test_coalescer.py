@@ -14,7 +14,7 @@ from harness.v2 import image_request
 from mlserve_common import image_batch
 from mlserve_common.image_batch import ItemAnswer
 from mlserve_common.v2_wire import HEADER_LENGTH
-from web_api.gateway.coalescer import ImageForwarder
+from web_api.gateway.coalescer import Coalescer
 from web_api.gateway.errors import ModelApiUnavailableError
 from web_api.gateway.model_client import ModelApiClient
 
@@ -84,15 +84,15 @@ def _answer(status: int, body: bytes, content_type: str) -> bytes:
     return head.encode() + b"\r\n\r\n" + body
 
 
-async def forwarder_for(api: FakeModelApi, **options) -> tuple[asyncio.Server, ImageForwarder]:
+async def forwarder_for(api: FakeModelApi, **options) -> tuple[asyncio.Server, Coalescer]:
     server, url = await serve(api.handle)
     client = ModelApiClient(url, timeout=5, connect_timeout=1)
     options = {"max_images": 16, "max_image_bytes": 65536, "max_pixels": 65536, **options}
-    return server, ImageForwarder(client, **options)
+    return server, Coalescer(client, **options)
 
 
-def predict(forwarder: ImageForwarder, request_id: str, image: bytes = SMALL) -> asyncio.Task:
-    return asyncio.create_task(forwarder.predict("/v1/models/mnist", "cli", image, request_id))
+def predict(coalescer: Coalescer, request_id: str, image: bytes = SMALL) -> asyncio.Task:
+    return asyncio.create_task(coalescer.predict("/v1/models/mnist", "cli", image, request_id))
 
 
 def ids(answers: list) -> list[str]:
@@ -101,11 +101,11 @@ def ids(answers: list) -> list[str]:
 
 async def test_the_requests_of_one_turn_go_together_and_a_lone_one_alone() -> None:
     api = FakeModelApi()
-    server, forwarder = await forwarder_for(api)
+    server, coalescer = await forwarder_for(api)
     async with server:
-        together = await asyncio.gather(*(predict(forwarder, f"r{i}") for i in range(5)))
-        alone = await predict(forwarder, "solo")
-        await forwarder.client.close()
+        together = await asyncio.gather(*(predict(coalescer, f"r{i}") for i in range(5)))
+        alone = await predict(coalescer, "solo")
+        await coalescer.client.close()
     assert api.calls == [["r0", "r1", "r2", "r3", "r4"], ["solo"]]
     assert ids(together) == ["r0", "r1", "r2", "r3", "r4"] and ids([alone]) == ["solo"]
 
@@ -113,84 +113,84 @@ async def test_the_requests_of_one_turn_go_together_and_a_lone_one_alone() -> No
 async def test_the_first_image_waits_the_given_turns_for_company() -> None:
     for turns, expected in ((1, [["early"], ["late"]]), (3, [["early", "late"]])):
         api = FakeModelApi()
-        server, forwarder = await forwarder_for(api, turns=turns)
+        server, coalescer = await forwarder_for(api, turns=turns)
         async with server:
-            early = predict(forwarder, "early")
+            early = predict(coalescer, "early")
             await asyncio.sleep(0)  # "early" runs and waits its first turn
             await asyncio.sleep(0)
-            late = predict(forwarder, "late")  # comes two turns later
+            late = predict(coalescer, "late")  # comes two turns later
             await asyncio.gather(early, late)
-            await forwarder.client.close()
+            await coalescer.client.close()
         assert sorted(api.calls) == expected, turns
 
 
 async def test_nothing_is_kept_for_a_model_name_once_its_calls_are_done() -> None:
     api = FakeModelApi()
-    server, forwarder = await forwarder_for(api)
+    server, coalescer = await forwarder_for(api)
     async with server:
         for name in ("a", "b", "c"):  # names a client made up, each asked once
             await asyncio.gather(
                 *(
-                    forwarder.predict(f"/v1/models/{name}", "cli", SMALL, f"{name}{i}")
+                    coalescer.predict(f"/v1/models/{name}", "cli", SMALL, f"{name}{i}")
                     for i in range(3)
                 )
             )
-        tasks = [predict(forwarder, f"r{i}") for i in range(2)]
+        tasks = [predict(coalescer, f"r{i}") for i in range(2)]
         await asyncio.sleep(0)
         for task in tasks:  # every client leaves before its image was sent
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await forwarder.client.close()
+        await coalescer.client.close()
     assert len(api.calls) == 3
-    assert forwarder._routes == {}
+    assert coalescer._routes == {}
 
 
 async def test_a_full_call_goes_at_once_and_the_rest_follow() -> None:
     api = FakeModelApi()
-    server, forwarder = await forwarder_for(api, max_images=4)
+    server, coalescer = await forwarder_for(api, max_images=4)
     async with server:
-        answers = await asyncio.gather(*(predict(forwarder, f"r{i}") for i in range(6)))
-        await forwarder.client.close()
+        answers = await asyncio.gather(*(predict(coalescer, f"r{i}") for i in range(6)))
+        await coalescer.client.close()
     assert sorted(api.calls, key=len, reverse=True) == [["r0", "r1", "r2", "r3"], ["r4", "r5"]]
     assert ids(answers) == [f"r{i}" for i in range(6)]
 
 
 async def test_large_or_foreign_images_always_go_alone() -> None:
     api = FakeModelApi()
-    server, forwarder = await forwarder_for(api)
+    server, coalescer = await forwarder_for(api)
     async with server:
         await asyncio.gather(
-            predict(forwarder, "big", png_claiming(300, 300)),  # 90,000 pixels > 65,536
-            predict(forwarder, "gif", b"GIF89a" + bytes(20)),
-            predict(forwarder, "small-1"),
-            predict(forwarder, "small-2"),
+            predict(coalescer, "big", png_claiming(300, 300)),  # 90,000 pixels > 65,536
+            predict(coalescer, "gif", b"GIF89a" + bytes(20)),
+            predict(coalescer, "small-1"),
+            predict(coalescer, "small-2"),
         )
-        await forwarder.client.close()
+        await coalescer.client.close()
     assert sorted(api.calls) == [["big"], ["gif"], ["small-1", "small-2"]]
 
 
 async def test_a_client_that_leaves_before_the_call_is_left_out_of_it() -> None:
     api = FakeModelApi()
-    server, forwarder = await forwarder_for(api)
+    server, coalescer = await forwarder_for(api)
     async with server:
-        tasks = [predict(forwarder, f"r{i}") for i in range(3)]
+        tasks = [predict(coalescer, f"r{i}") for i in range(3)]
         await asyncio.sleep(0)  # all three have joined; the first waits for the turn's end
         tasks[1].cancel()
         first, _, third = await asyncio.gather(*tasks, return_exceptions=True)
-        await forwarder.client.close()
+        await coalescer.client.close()
     assert api.calls == [["r0", "r2"]] and ids([first, third]) == ["r0", "r2"]
 
 
 async def test_the_first_leaving_still_sends_the_others() -> None:
     api = FakeModelApi()
-    server, forwarder = await forwarder_for(api)
+    server, coalescer = await forwarder_for(api)
     async with server:
-        tasks = [predict(forwarder, f"r{i}") for i in range(3)]
+        tasks = [predict(coalescer, f"r{i}") for i in range(3)]
         await asyncio.sleep(0)
         tasks[0].cancel()
         answers = await asyncio.gather(*tasks, return_exceptions=True)
-        await forwarder.close()
-        await forwarder.client.close()
+        await coalescer.close()
+        await coalescer.client.close()
     assert isinstance(answers[0], asyncio.CancelledError)
     assert api.calls == [["r1", "r2"]] and ids(answers[1:]) == ["r1", "r2"]
 
@@ -198,62 +198,62 @@ async def test_the_first_leaving_still_sends_the_others() -> None:
 async def test_with_a_call_limit_images_wait_for_a_call_to_finish_and_go_together() -> None:
     api = FakeModelApi()
     api.release.clear()
-    server, forwarder = await forwarder_for(api, max_calls=1)
+    server, coalescer = await forwarder_for(api, max_calls=1)
     async with server:
-        first = predict(forwarder, "first")
+        first = predict(coalescer, "first")
         for _ in range(20):  # the first call is under way, held by the server
             await asyncio.sleep(0.005)
         later = []
         for i in range(5):  # each in a turn of its own: without the limit, five calls
-            later.append(predict(forwarder, f"later-{i}"))
+            later.append(predict(coalescer, f"later-{i}"))
             await asyncio.sleep(0.005)
         api.release.set()
         answers = await asyncio.gather(first, *later)
-        await forwarder.client.close()
+        await coalescer.client.close()
     assert api.calls == [["first"], [f"later-{i}" for i in range(5)]]
     assert ids(answers) == ["first"] + [f"later-{i}" for i in range(5)]
 
 
 async def test_a_model_api_without_the_route_gets_the_images_one_by_one() -> None:
     api = FakeModelApi(refuse_batches=True)
-    server, forwarder = await forwarder_for(api)
+    server, coalescer = await forwarder_for(api)
     async with server:
-        answers = await asyncio.gather(*(predict(forwarder, f"r{i}") for i in range(3)))
-        await forwarder.client.close()
+        answers = await asyncio.gather(*(predict(coalescer, f"r{i}") for i in range(3)))
+        await coalescer.client.close()
     assert sorted(api.calls) == [["r0"], ["r1"], ["r2"]]
     assert ids(answers) == ["r0", "r1", "r2"]
 
 
 async def test_model_api_away_fails_each_image_with_its_own_error() -> None:
-    server, forwarder = await forwarder_for(FakeModelApi())
+    server, coalescer = await forwarder_for(FakeModelApi())
     server.close()
     await server.wait_closed()
     answers = await asyncio.gather(
-        *(predict(forwarder, f"r{i}") for i in range(3)), return_exceptions=True
+        *(predict(coalescer, f"r{i}") for i in range(3)), return_exceptions=True
     )
-    await forwarder.client.close()
+    await coalescer.client.close()
     assert all(isinstance(a, ModelApiUnavailableError) for a in answers)
     assert len({id(a) for a in answers}) == 3  # not one object raised in three tasks
 
 
 async def test_off_means_one_call_per_image() -> None:
     api = FakeModelApi()
-    server, forwarder = await forwarder_for(api, max_images=1)
+    server, coalescer = await forwarder_for(api, max_images=1)
     async with server:
-        await asyncio.gather(*(predict(forwarder, f"r{i}") for i in range(3)))
-        await forwarder.client.close()
+        await asyncio.gather(*(predict(coalescer, f"r{i}") for i in range(3)))
+        await coalescer.client.close()
     assert sorted(api.calls) == [["r0"], ["r1"], ["r2"]]
 
 
 def infer_v2(
-    forwarder: ImageForwarder,
+    coalescer: Coalescer,
     request_id: str,
     request: tuple[bytes, dict[str, str]],
     target: str = "/v2/models/mnist/infer",
 ) -> asyncio.Task:
     body, headers = request
     headers = {**headers, "x-request-id": request_id}
-    return asyncio.create_task(forwarder.infer_v2(target, body, headers, request_id))
+    return asyncio.create_task(coalescer.infer_v2(target, body, headers, request_id))
 
 
 def paths(api: FakeModelApi) -> list[str]:
@@ -262,15 +262,15 @@ def paths(api: FakeModelApi) -> list[str]:
 
 async def test_small_v2_requests_go_together_and_get_back_binary_or_json() -> None:
     api = FakeModelApi()
-    server, forwarder = await forwarder_for(api)
+    server, coalescer = await forwarder_for(api)
     async with server:
         answers = await asyncio.gather(
-            infer_v2(forwarder, "bin-1", image_request(SMALL)),
-            infer_v2(forwarder, "json-1", image_request(SMALL, binary=False)),
-            infer_v2(forwarder, "bin-2", image_request(SMALL)),
-            predict(forwarder, "png"),  # images go in calls of their own
+            infer_v2(coalescer, "bin-1", image_request(SMALL)),
+            infer_v2(coalescer, "json-1", image_request(SMALL, binary=False)),
+            infer_v2(coalescer, "bin-2", image_request(SMALL)),
+            predict(coalescer, "png"),  # images go in calls of their own
         )
-        await forwarder.client.close()
+        await coalescer.client.close()
     assert sorted(api.calls) == [["bin-1", "json-1", "bin-2"], ["png"]]
     assert paths(api) == [
         "/v1/models/mnist/infer/batch",
@@ -287,18 +287,18 @@ async def test_small_v2_requests_go_together_and_get_back_binary_or_json() -> No
 
 async def test_versions_go_to_their_own_calls_and_other_v2_requests_pass_unchanged() -> None:
     api = FakeModelApi()
-    server, forwarder = await forwarder_for(api)
+    server, coalescer = await forwarder_for(api)
     body, headers = image_request(SMALL)
     odd = {**headers, "content-type": "application/x-custom"}
     async with server:
         await asyncio.gather(
-            infer_v2(forwarder, "v1-a", image_request(SMALL), "/v2/models/mnist/versions/1/infer"),
-            infer_v2(forwarder, "v1-b", image_request(SMALL), "/v2/models/mnist/versions/1/infer"),
-            infer_v2(forwarder, "large", image_request(png_claiming(300, 300))),
-            infer_v2(forwarder, "two", image_request(SMALL, SMALL)),
-            infer_v2(forwarder, "load", (body, odd), "/v2/repository/models/mnist/load"),
+            infer_v2(coalescer, "v1-a", image_request(SMALL), "/v2/models/mnist/versions/1/infer"),
+            infer_v2(coalescer, "v1-b", image_request(SMALL), "/v2/models/mnist/versions/1/infer"),
+            infer_v2(coalescer, "large", image_request(png_claiming(300, 300))),
+            infer_v2(coalescer, "two", image_request(SMALL, SMALL)),
+            infer_v2(coalescer, "load", (body, odd), "/v2/repository/models/mnist/load"),
         )
-        await forwarder.client.close()
+        await coalescer.client.close()
     assert sorted(api.calls) == [["large"], ["load"], ["two"], ["v1-a", "v1-b"]]
     assert paths(api) == [
         "/v1/models/mnist/versions/1/infer/batch",
@@ -313,24 +313,24 @@ async def test_versions_go_to_their_own_calls_and_other_v2_requests_pass_unchang
 
 async def test_a_lone_small_v2_request_goes_alone_with_its_header_length() -> None:
     api = FakeModelApi()
-    server, forwarder = await forwarder_for(api)
+    server, coalescer = await forwarder_for(api)
     body, headers = image_request(SMALL)
     async with server:
-        await infer_v2(forwarder, "solo", (body, headers))
-        await forwarder.client.close()
+        await infer_v2(coalescer, "solo", (body, headers))
+        await coalescer.client.close()
     assert api.calls == [["solo"]] and paths(api) == ["/v2/models/mnist/infer"]
     assert f"{HEADER_LENGTH}: {headers[HEADER_LENGTH]}".encode() in api.heads[0]
 
 
 async def test_a_model_not_served_is_each_requests_own_404_without_a_retry() -> None:
     api = FakeModelApi(serves="leukemia")
-    server, forwarder = await forwarder_for(api)
+    server, coalescer = await forwarder_for(api)
     async with server:
         answers = await asyncio.gather(
-            *(predict(forwarder, f"r{i}") for i in range(2)),
-            *(infer_v2(forwarder, f"v{i}", image_request(SMALL)) for i in range(2)),
+            *(predict(coalescer, f"r{i}") for i in range(2)),
+            *(infer_v2(coalescer, f"v{i}", image_request(SMALL)) for i in range(2)),
         )
-        await forwarder.client.close()
+        await coalescer.client.close()
     assert paths(api) == [
         "/v1/models/mnist/infer/batch",
         "/v1/models/mnist/predict/batch?app_type=cli",
