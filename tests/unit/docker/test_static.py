@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -28,15 +29,75 @@ def test_hadolint_passes(dockerfile) -> None:
     assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
+def _stages(dockerfile: Path) -> dict[str, tuple[str | None, str]]:
+    """name -> (the stage it is built FROM when that is a stage of this file, else None;
+    its text), in file order."""
+    stages: dict[str, tuple[str | None, str]] = {}
+    for chunk in ("\n" + dockerfile.read_text()).split("\nFROM ")[1:]:
+        words = chunk.split("\n", 1)[0].split()
+        name = words[2] if len(words) >= 3 and words[1].upper() == "AS" else words[0]
+        stages[name] = (words[0] if words[0] in stages else None, chunk)
+    return stages
+
+
+def _inherited(stages: dict, name: str, keyword: str) -> list[str]:
+    """Every `keyword` instruction line of stage `name` and the stages it is built from, the
+    stage's own last (a later one overrides an earlier)."""
+    parent, text = stages[name]
+    own = [line for line in text.splitlines() if line.startswith(keyword + " ")]
+    return (_inherited(stages, parent, keyword) if parent else []) + own
+
+
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
 def test_dockerfile_runs_as_non_root_with_a_healthcheck(dockerfile) -> None:
-    text = dockerfile.read_text()
-    stages = text.split("\nFROM ")[1:]
-    assert stages
-    for stage in stages:
-        users = [line.split()[1] for line in stage.splitlines() if line.startswith("USER ")]
-        assert users and not users[-1].startswith(("root", "0")), f"a stage runs as root: {users}"
-        assert "\nHEALTHCHECK " in stage
+    """Every stage a build can target (one no other stage of the file builds on) runs as a
+    user that is not root, with a health check: its own or inherited from its base stage."""
+    stages = _stages(dockerfile)
+    bases = {parent for parent, _ in stages.values() if parent}
+    targets = [name for name in stages if name not in bases]
+    assert targets
+    for name in targets:
+        users = [line.split()[1] for line in _inherited(stages, name, "USER")]
+        assert users and not users[-1].startswith(("root", "0")), f"{name} runs as root: {users}"
+        assert _inherited(stages, name, "HEALTHCHECK"), f"{name} has no health check"
+
+
+def test_model_apis_targets_share_one_base_stage() -> None:
+    stages = _stages(ROOT / "model_api" / "Dockerfile")
+    assert list(stages) == ["base", "cpu", "gpu"]  # CPU first: classic builds skip CUDA
+    assert stages["cpu"][0] == stages["gpu"][0] == "base"
+
+
+def _pins(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, version = line.split("==")
+            pins[name.split("[")[0].lower()] = version
+    return pins
+
+
+# onnxruntime-gpu's releases follow the CPU package's by a few weeks: the GPU image may be
+# one minor release behind while the next one is not out (requirements-gpu.txt says so).
+ORT_GPU_MAY_LAG_MINORS = 1
+
+
+def test_the_cpu_and_gpu_images_pin_the_same_packages_and_onnx_runtime() -> None:
+    cpu = _pins(ROOT / "model_api" / "requirements.txt")
+    gpu = _pins(ROOT / "model_api" / "requirements-gpu.txt")
+    cpu_ort, gpu_ort = cpu.pop("onnxruntime"), gpu.pop("onnxruntime-gpu")
+    cuda = {name for name in gpu if name.startswith("nvidia-")}
+    assert {name: gpu[name] for name in gpu if name not in cuda} == cpu
+    cpu_major, cpu_minor = map(int, cpu_ort.split(".")[:2])
+    gpu_major, gpu_minor = map(int, gpu_ort.split(".")[:2])
+    assert gpu_major == cpu_major and 0 <= cpu_minor - gpu_minor <= ORT_GPU_MAY_LAG_MINORS, (
+        f"onnxruntime {cpu_ort} (CPU) and onnxruntime-gpu {gpu_ort} (GPU) drifted apart"
+    )
+    if gpu_ort != cpu_ort:
+        assert "lags" in (ROOT / "model_api" / "requirements-gpu.txt").read_text(), (
+            "requirements-gpu.txt must say why onnxruntime-gpu differs from the CPU image's"
+        )
 
 
 def test_compose_files_match_the_compose_spec() -> None:
