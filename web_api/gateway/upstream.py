@@ -12,14 +12,13 @@ bodies in memory, Content-Length or chunked answers.
   and at once after a failed connect) to all its addresses, as Docker's DNS round-robin
   (`endpoint_mode: dnsrr`) or a Kubernetes headless Service give them, and requests take
   the addresses in turn, each with its own keep-alive connections. An address that refuses
-  a connection is skipped for `DOWN_SECONDS` and the request goes to the next one.
+  a connection is skipped for `balancing.DOWN_SECONDS` and the request goes to the next one.
 - Every worker of a replica gets its share. model_api names the worker process that answered
   (`x-mlserve-worker`) and how many answer on its port (`x-mlserve-workers`). A request
   takes an idle connection to the worker with the fewest requests under way from here, of
-  those the one sent to least recently (then its most recently used connection). Taking the
-  most recently used connection alone pinned each group of clients answered together to one
-  connection, and so to one worker: one model_api worker could do most of the work while
-  the other idled. The kernel hands each new connection to a worker of its choosing, so
+  those the one sent to least recently (then its most recently used connection): the policy
+  is `balancing.py`'s, this pool only keeps the connections and tells it what was sent to
+  whom. The kernel hands each new connection to a worker of its choosing, so
   while some worker has none of an address's connections, requests open new ones (up to
   `DISCOVERY_CONNECTIONS` per worker) instead of reusing.
 - Idle connections are dropped after `idle_seconds`, shorter than model_api's keep-alive,
@@ -40,7 +39,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -48,16 +46,12 @@ from urllib.parse import urlsplit
 import httptools
 
 from mlserve_common.observability import WORKER_HEADER, WORKERS_HEADER
+from web_api.gateway.balancing import Address, AddressRotation, WorkerBalance
 
-Address = tuple[str, int]
 Resolver = Callable[[], Awaitable[list[Address]]]
-DOWN_SECONDS = 2.0
-"""How long an address that refused a connection is left out (unless it is the only one)."""
 
 DISCOVERY_CONNECTIONS = 8
 """Per worker an address announces: how many connections may be opened to reach them all."""
-
-MAX_WORKERS_REMEMBERED = 1024
 
 SMALL_BODY_BYTES = 64 * 1024
 """Bodies up to this size go out in one write with the head (one system call)."""
@@ -229,11 +223,8 @@ class UpstreamPool:
         self._idle: dict[Address, list[_Connection]] = {}
         self._addresses: list[Address] = []
         self._resolved_at = float("-inf")
-        self._down_until: dict[Address, float] = {}
-        self._turn = 0
-        self._under_way: Counter[bytes | None] = Counter()  # requests sent, per worker
-        self._sent_at: dict[bytes | None, int] = {}  # per worker: the number of its last send
-        self._sends = 0
+        self._rotation = AddressRotation()  # which address next; those that refused, left out
+        self._balance = WorkerBalance()  # requests under way and latest send, per worker
         self._live: dict[Address, set[_Connection]] = {}  # open connections, idle or busy
 
     async def request(
@@ -294,11 +285,7 @@ class UpstreamPool:
         now = time.monotonic()
         if now - self._resolved_at > self.resolve_seconds or not self._addresses:
             await self._resolve(now)
-        live = [a for a in self._addresses if self._down_until.get(a, 0.0) <= now]
-        live = live or self._addresses
-        self._turn += 1
-        index = self._turn % len(live)
-        return live[index], live[index + 1 :] + live[:index]
+        return self._rotation.pick(self._addresses, now)
 
     async def _resolve(self, now: float) -> None:
         try:
@@ -322,21 +309,15 @@ class UpstreamPool:
         return sorted({(info[4][0], info[4][1]) for info in infos})
 
     async def _send_on(self, connection: _Connection, data: tuple[bytes, ...]) -> Answer:
-        worker = connection.worker
-        self._under_way[worker] += 1
-        self._sends += 1
-        if len(self._sent_at) > MAX_WORKERS_REMEMBERED:  # workers replaced over a long life
-            self._sent_at.clear()
-        self._sent_at[worker] = self._sends
+        worker = connection.worker  # as sent: a fresh connection's first answer sets it
+        self._balance.sent(worker)
         try:
             answer = await connection.exchange(data)
         except BaseException:  # broken, timed out or cancelled mid-exchange: it is spent
             connection.close()
             raise
         finally:
-            self._under_way[worker] -= 1
-            if not self._under_way[worker]:
-                del self._under_way[worker]
+            self._balance.done(worker)
         self._keep(connection)
         return answer
 
@@ -349,9 +330,9 @@ class UpstreamPool:
             connection.close()
 
     def _take_idle(self, address: Address) -> _Connection | None:
-        """An idle connection to the worker with the fewest requests under way, of those the
-        one sent to least recently, and its most recently used connection (the least likely
-        to be stale). Stale ones are closed on the way."""
+        """An idle connection to `address`, as the worker balance picks it (of the worker with
+        the fewest requests under way, the one sent to least recently, its most recently used
+        connection: the least likely to be stale). Stale ones are closed on the way."""
         idle = self._idle.get(address)
         if not idle:
             return None
@@ -363,14 +344,7 @@ class UpstreamPool:
             idle[:] = [c for c in idle if not c.closed]
             if not idle:
                 return None
-        under_way, sent_at = self._under_way, self._sent_at
-        newest_first = range(len(idle) - 1, -1, -1)
-        return idle.pop(
-            min(
-                newest_first,
-                key=lambda i: (under_way.get(idle[i].worker, 0), sent_at.get(idle[i].worker, 0)),
-            )
-        )
+        return idle.pop(self._balance.pick([c.worker for c in idle]))
 
     def _discovering(self, address: Address) -> bool:
         """Whether a worker of `address` has none of its connections yet, and the budget for
@@ -401,7 +375,7 @@ class UpstreamPool:
         return connection
 
     def _mark_down(self, address: Address) -> None:
-        self._down_until[address] = time.monotonic() + DOWN_SECONDS
+        self._rotation.mark_down(address, time.monotonic())
         self._resolved_at = float("-inf")  # look the name up again on the next request
 
     def _encode(
