@@ -1,6 +1,6 @@
 """The bad-day request matrix: each case, what is sent, and the answer it must get.
 
-The README's table of cases is generated from this list
+The table of cases in docs/api.md is generated from this list
 (`python -m harness.bad_inputs`), and tests/integration/stack/test_bad_inputs.py proves each row.
 """
 
@@ -192,7 +192,7 @@ CASES = BAD + ODD_BUT_VALID
 
 
 def markdown_table() -> str:
-    """The README's table, one row per case."""
+    """The table in docs/api.md, one row per case."""
     rows = ["| input | answer |", "|---|---|"]
     for case in CASES:
         answer = f"`{case.status}` `{case.code}`" if case.code else f"`{case.status}` prediction"

@@ -67,7 +67,7 @@ class Settings(HttpLimitSettings):
     """How many turns of its event loop a gateway worker waits for other images before it
     sends one (an idle loop turns in microseconds, so a lone image goes at once; a busy one
     as slowly as its work, so the calls grow with the load: about 4 images at 32 clients
-    here, against 2.3 with 1 turn). README, Benchmarks, has the A/B."""
+    here, against 2.3 with 1 turn). bench/README.md has the A/B."""
     coalesce_max_calls: int = Field(0, ge=0)
     """At most this many calls per model under way from a gateway worker; images that come
     meanwhile wait for one to finish and go together (0: no limit)."""

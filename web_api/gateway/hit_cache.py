@@ -1,7 +1,7 @@
 """Repeated images answered at the door: the gateway reads model_api's prediction cache.
 
 A cache hit through model_api costs two HTTP servers and a hop between them, most of a
-hit's time (README, Benchmarks: hits went from 0.28x to 0.86x the constant-JSON floor
+hit's time (bench/README.md: hits went from 0.28x to 0.86x the constant-JSON floor
 once the gateway answered them). The gateway computes the
 same key model_api does (`mlserve_common.cache_keys`: app type, model, model digest, the
 image's SHA-256), asks Redis once, and answers a hit itself with the same JSON model_api
