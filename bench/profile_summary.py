@@ -60,13 +60,13 @@ LEAF = [
     ("pydantic (handler models)", r"(^|/)pydantic(_core)?/|fastapi/(_compat|encoders)", None),
     (
         "middleware",
-        r"mlserve_common/observability\.py|starlette/middleware/|fastapi/middleware/|"
+        r"mlserve_common/runtime/observability\.py|starlette/middleware/|fastapi/middleware/|"
         r"fastapi/(telemetry/|_body_limit\.py)|starlette/_exception_handler\.py",
         None,
     ),
     (
         "request body read",
-        r"mlserve_common/body\.py|model_api/request_body\.py|starlette/requests\.py",
+        r"mlserve_common/runtime/body\.py|model_api/request_body\.py|starlette/requests\.py",
         None,
     ),
     ("uvicorn / httptools", r"(^|/)(uvicorn|httptools)/", None),
@@ -78,7 +78,7 @@ LEAF = [
 # sit above every request and say nothing about where its time goes.
 WRAPPERS = re.compile(
     r"<frozen |threading\.py|asyncio/runners\.py|uvicorn/(main|server|_compat)\.py|"
-    r"model_api/__main__\.py|mlserve_common/server\.py|starlette/(applications|routing)\.py|"
+    r"model_api/__main__\.py|mlserve_common/runtime/server\.py|starlette/(applications|routing)\.py|"
     r"fastapi/applications\.py|starlette/middleware/|fastapi/middleware/|fastapi/telemetry/|"
     r"fastapi/_body_limit\.py|starlette/_exception_handler\.py|run_asgi|"
     r"RequestIdMiddleware\.__call__ |_worker \(concurrent|_WorkItem\.run |"

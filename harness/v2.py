@@ -8,7 +8,7 @@ import struct
 import numpy as np
 import orjson
 
-from mlserve_common import v2_wire
+from mlserve_common.wire import v2_wire
 
 
 def image_request(

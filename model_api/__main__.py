@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from mlserve_common.server import serve
+from mlserve_common.runtime.server import serve
 from model_api.config import get_settings
 from model_api.errors import ModelNotFoundError
 from model_api.model_config import load_model_config

@@ -1,7 +1,7 @@
 """A prediction as JSON bytes: encoded once when inferred, stored as is, answered as is.
 
 The cache keeps the final bytes of the prediction; an answer is those bytes with
-`cached`, `app_type` and `timings` spliced onto the end (`mlserve_common.answer_json`), so
+`cached`, `app_type` and `timings` spliced onto the end (`mlserve_common.wire.answer_json`), so
 a cache hit does no JSON encoding of the prediction and no validation beyond a cheap check
 that it is ours.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import orjson
 
-from mlserve_common import answer_json
+from mlserve_common.wire import answer_json
 from model_api.model_config import ModelConfig
 
 

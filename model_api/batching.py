@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mlserve_common.errors import log_unexpected
+from mlserve_common.runtime.errors import log_unexpected
 from model_api.errors import OverloadedError
 from model_api.inference import ModelRunner
 from model_api.model_config import BatchingConfig

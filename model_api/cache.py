@@ -17,8 +17,8 @@ import logging
 from dataclasses import dataclass
 from enum import StrEnum
 
-from mlserve_common.cache_keys import KEY_PREFIX
-from mlserve_common.redis_pipe import RedisPipe, RedisPipeError
+from mlserve_common.wire.cache_keys import KEY_PREFIX
+from mlserve_common.wire.redis_pipe import RedisPipe, RedisPipeError
 from model_api import metrics
 
 log = logging.getLogger("model_api")
@@ -62,8 +62,7 @@ class PredictionCache:
         self.ttl_seconds = ttl_seconds
         self.retry_seconds = retry_seconds
         self.state = CacheState.disabled if not url else CacheState.degraded
-        # One pipelined connection per worker (see mlserve_common/redis_pipe.py): redis-py's
-        # client cost about a tenth of a worker's CPU on unique images.
+        # One pipelined connection per worker (see mlserve_common/wire/redis_pipe.py, and why).
         self.client = RedisPipe(url, timeout) if url else None
         self._monitor: asyncio.Task | None = None
         self.errors = 0

@@ -9,9 +9,9 @@ from typing import Literal
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from mlserve_common import cores
-from mlserve_common.http_limits import HttpLimitSettings
-from mlserve_common.redis_pipe import checked_redis_url
+from mlserve_common.runtime import cores
+from mlserve_common.runtime.http_limits import HttpLimitSettings
+from mlserve_common.wire.redis_pipe import checked_redis_url
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlserve_common.errors import InvalidRequestError, MLServeError, PayloadTooLargeError
+from mlserve_common.runtime.errors import InvalidRequestError, MLServeError, PayloadTooLargeError
 
 __all__ = ["InvalidRequestError", "MLServeError", "PayloadTooLargeError"]
 

@@ -6,7 +6,7 @@ import io
 
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
-from mlserve_common import image_formats
+from mlserve_common.wire import image_formats
 from model_api.errors import (
     EmptyRequestError,
     InvalidImageError,

@@ -72,7 +72,7 @@ class ModelRunner:
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # Idle intra-op threads sleep instead of spinning: spinning burns the cores the
-        # other workers, the decoders and Redis need (measured: 2.7 vs 1.6 ms CPU per miss).
+        # other workers, the decoders and Redis need (bench/results/HISTORY.md has the A/B).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = choose_providers(provider)
         if CUDA in providers:

@@ -7,11 +7,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from mlserve_common.body import UploadBudget
-from mlserve_common.errors import install_error_handlers
-from mlserve_common.hot_path import HotPath
-from mlserve_common.observability import NO_TELEMETRY, RequestIdMiddleware
-from mlserve_common.server import init_worker
+from mlserve_common.runtime.body import UploadBudget
+from mlserve_common.runtime.errors import install_error_handlers
+from mlserve_common.runtime.hot_path import HotPath
+from mlserve_common.runtime.observability import NO_TELEMETRY, RequestIdMiddleware
+from mlserve_common.runtime.server import init_worker
 from model_api import v2_routes
 from model_api.cache import PredictionCache
 from model_api.config import Settings, get_settings

@@ -1,5 +1,5 @@
 """model_api's Prometheus metrics, summed over every worker process (see
-`mlserve_common.metrics_export`)."""
+`mlserve_common.runtime.metrics_export`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from mlserve_common.metrics_export import render
+from mlserve_common.runtime.metrics_export import render
 
 MODEL = ["model", "version"]
 """Every per-model metric is labelled with the model's name and its version (folder name)."""

@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from mlserve_common.model_folders import CONFIG_FILE, available_models
+from mlserve_common.stdlib_only.model_folders import CONFIG_FILE, available_models
 from model_api.errors import ModelNotFoundError
 
 V2_DATATYPES = {"float32": "FP32"}

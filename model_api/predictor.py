@@ -26,8 +26,8 @@ from typing import TypeVar
 import numpy as np
 from PIL import Image
 
-from mlserve_common import answer_json
-from mlserve_common.cache_keys import cache_key, image_sha256
+from mlserve_common.wire import answer_json
+from mlserve_common.wire.cache_keys import cache_key, image_sha256
 from model_api import answers
 from model_api.batching import Batcher
 from model_api.cache import PredictionCache

@@ -10,7 +10,7 @@ after that, no worker anywhere serves the old model. A listener that loses its c
 catches up when it is back: it compares each served model with the digest in Redis.
 
 redis-py carries the subscription (a subscribed connection can do nothing else, so it is not
-the pipelined connection of the hot path, `mlserve_common.redis_pipe`).
+the pipelined connection of the hot path, `mlserve_common.wire.redis_pipe`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from mlserve_common.cache_keys import model_digest_key
+from mlserve_common.wire.cache_keys import model_digest_key
 
 log = logging.getLogger("model_api")
 

@@ -3,7 +3,7 @@ and unloaded while the others keep serving.
 
 At start each worker loads `MLSERVE_MODELS` (default: `MODEL_NAME` alone). `load` and
 `unload` change the set of wanted models for the whole service: it is kept in a small file
-in the folder the worker processes share (see `mlserve_common.server`), and every worker
+in the folder the worker processes share (see `mlserve_common.runtime.server`), and every worker
 follows that file within `WATCH_SECONDS`. A worker that has not loaded a wanted model yet
 answers 503 `model_not_ready` with Retry-After for it; the models it serves meanwhile are
 untouched. Replicas (other containers) do not share the file: load there with their own
@@ -28,7 +28,7 @@ from pathlib import Path
 
 from redis.exceptions import RedisError
 
-from mlserve_common.server import SHARED_DIR_ENV
+from mlserve_common.runtime.server import SHARED_DIR_ENV
 from model_api import reload_bus
 from model_api.cache import PredictionCache
 from model_api.config import Settings

@@ -10,22 +10,22 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from mlserve_common import image_batch
-from mlserve_common.body import read_limited_body, too_large
-from mlserve_common.cache_keys import parse_image_sha256
-from mlserve_common.disconnect import unless_disconnected
-from mlserve_common.errors import (
+from mlserve_common.runtime.body import read_limited_body, too_large
+from mlserve_common.runtime.disconnect import unless_disconnected
+from mlserve_common.runtime.errors import (
     InvalidRequestError,
     MLServeError,
     error_body_for,
     log_error,
     log_unexpected,
 )
-from mlserve_common.hot_path import HotRoute
-from mlserve_common.image_batch import ItemAnswer
-from mlserve_common.image_upload import read_image_bytes
-from mlserve_common.observability import new_request_id, request_id_var
-from mlserve_common.openapi import IMAGE_BODY
+from mlserve_common.runtime.hot_path import HotRoute
+from mlserve_common.runtime.image_upload import read_image_bytes
+from mlserve_common.runtime.observability import new_request_id, request_id_var
+from mlserve_common.runtime.openapi import IMAGE_BODY
+from mlserve_common.wire import image_batch
+from mlserve_common.wire.cache_keys import parse_image_sha256
+from mlserve_common.wire.image_batch import ItemAnswer
 from model_api import metrics
 from model_api.errors import (
     CacheUnavailableError,
@@ -128,7 +128,7 @@ async def predict_image(request: Request, model_name: str) -> Response:
 
 
 async def predict_images(request: Request, model_name: str) -> Response:
-    """Several images in one call, each answered on its own (`mlserve_common.image_batch`):
+    """Several images in one call, each answered on its own (`mlserve_common.wire.image_batch`):
     the gateway's way to share one HTTP exchange among the images of a busy moment."""
     service = serving(request, model_name)
     given = _app_type(request)

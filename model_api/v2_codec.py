@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import orjson
 
-from mlserve_common.numbers import NumberFormatError, bounded_product, parse_header_count
-from mlserve_common.v2_wire import HEADER_NAME
+from mlserve_common.wire.numbers import NumberFormatError, bounded_product, parse_header_count
+from mlserve_common.wire.v2_wire import HEADER_NAME
 
 DTYPES = {
     "FP32": np.dtype("<f4"),
@@ -78,7 +78,7 @@ def _object(value: object, what: str) -> dict:
 
 def header_length_of(text: str) -> int:
     """The JSON header's length an `Inference-Header-Content-Length` value gives: ASCII
-    digits only, within the spaces HTTP allows around a value (`mlserve_common.numbers`);
+    digits only, within the spaces HTTP allows around a value (`mlserve_common.wire.numbers`);
     `V2RequestError` for anything else."""
     try:
         return parse_header_count(text, HEADER_NAME, unit="bytes")

@@ -20,12 +20,12 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from mlserve_common import v2_wire
-from mlserve_common.body import read_limited_body
-from mlserve_common.cache_keys import v2_cache_key
-from mlserve_common.disconnect import unless_disconnected
-from mlserve_common.hot_path import HotRoute
-from mlserve_common.image_batch import Item, ItemAnswer
+from mlserve_common.runtime.body import read_limited_body
+from mlserve_common.runtime.disconnect import unless_disconnected
+from mlserve_common.runtime.hot_path import HotRoute
+from mlserve_common.wire import v2_wire
+from mlserve_common.wire.cache_keys import v2_cache_key
+from mlserve_common.wire.image_batch import Item, ItemAnswer
 from model_api.errors import InvalidRequestError, ModelNotReadyError
 from model_api.model_config import TensorSpec
 from model_api.routes import answer_items, repository, serving
@@ -238,7 +238,7 @@ async def infer_version_route(request: Request, model_name: str, version: str) -
 
 
 async def infer_batch(request: Request, model_name: str, version: str | None = None) -> Response:
-    """Several V2 inference requests in one call (`mlserve_common.image_batch`), each
+    """Several V2 inference requests in one call (`mlserve_common.wire.image_batch`), each
     answered as `infer` would answer it alone: the gateway's way to share one HTTP exchange
     among the small V2 requests of a busy moment. Not part of the protocol, and not passed
     through by the gateway (its path is not under /v2)."""

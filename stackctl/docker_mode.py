@@ -12,7 +12,13 @@ import os
 import shutil
 import subprocess
 
-from mlserve_common.stack_health import DEGRADED, DOWN, HEALTHY, SERVICES, model_api_state
+from mlserve_common.stdlib_only.stack_health import (
+    DEGRADED,
+    DOWN,
+    HEALTHY,
+    SERVICES,
+    model_api_state,
+)
 from stackctl.settings import ROOT, StackSettings
 
 NETWORK = "stack_api"

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from mlserve_common.stack_health import DOWN, HEALTHY, SERVICES, model_api_state
+from mlserve_common.stdlib_only.stack_health import DOWN, HEALTHY, SERVICES, model_api_state
 from stackctl import probes
 from stackctl.processes import FAILED, alive, log_tail, read_pid, running, spawn, terminate
 from stackctl.settings import ROOT, StackSettings

@@ -7,7 +7,7 @@ import socket
 import urllib.error
 import urllib.request
 
-from mlserve_common.resp import command
+from mlserve_common.stdlib_only.resp import command
 
 
 def http_json(url: str, timeout: float = 2.0) -> tuple[int, dict]:

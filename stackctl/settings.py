@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlserve_common.model_folders import available_models
+from mlserve_common.stdlib_only.model_folders import available_models
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_TYPES = ("cli", "ui")

@@ -13,7 +13,7 @@ from web_api.config import get_settings
 def main() -> int:
     settings = get_settings()
     if settings.app_type == "cli":
-        from mlserve_common.server import serve
+        from mlserve_common.runtime.server import serve
 
         serve(
             "web_api.gateway.main:create_app",

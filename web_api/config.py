@@ -8,9 +8,9 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from mlserve_common import cores
-from mlserve_common.http_limits import HttpLimitSettings
-from mlserve_common.redis_pipe import checked_redis_url
+from mlserve_common.runtime import cores
+from mlserve_common.runtime.http_limits import HttpLimitSettings
+from mlserve_common.wire.redis_pipe import checked_redis_url
 
 
 class Settings(HttpLimitSettings):
@@ -66,8 +66,7 @@ class Settings(HttpLimitSettings):
     coalesce_turns: int = Field(4, ge=1, le=64)
     """How many turns of its event loop a gateway worker waits for other images before it
     sends one (an idle loop turns in microseconds, so a lone image goes at once; a busy one
-    as slowly as its work, so the calls grow with the load: about 4 images at 32 clients
-    here, against 2.3 with 1 turn). bench/README.md has the A/B."""
+    as slowly as its work, so the calls grow with the load). bench/README.md has the A/B."""
     coalesce_max_calls: int = Field(0, ge=0)
     """At most this many calls per model under way from a gateway worker; images that come
     meanwhile wait for one to finish and go together (0: no limit)."""

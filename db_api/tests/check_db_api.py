@@ -30,8 +30,8 @@ db_api/tests/ there), which holds mlserve_common's standard-library check helper
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from mlserve_common.resp import command  # noqa: E402
-from mlserve_common.service_check import CheckFailed, Report  # noqa: E402
+from mlserve_common.stdlib_only.resp import command  # noqa: E402
+from mlserve_common.stdlib_only.service_check import CheckFailed, Report  # noqa: E402
 
 
 class RedisError(Exception):

@@ -28,7 +28,7 @@ os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 
-from mlserve_common.service_check import (  # noqa: E402
+from mlserve_common.stdlib_only.service_check import (  # noqa: E402
     CheckFailed,
     Report,
     as_json,

@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from harness.hostile import RawAnswer, parse_answer
 from harness.redis_server import free_port
-from mlserve_common.http_protocol import GuardedHttpProtocol
+from mlserve_common.runtime.http_protocol import GuardedHttpProtocol
 
 WAIT_SECONDS = 10  # a head held for its body would leave the client waiting this long
 

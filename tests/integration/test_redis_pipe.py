@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from harness.redis_server import RedisServer, free_port
-from mlserve_common.redis_pipe import RedisPipe, RedisPipeError
+from mlserve_common.wire.redis_pipe import RedisPipe, RedisPipeError
 
 
 def run(coroutine):

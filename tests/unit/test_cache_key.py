@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from mlserve_common.cache_keys import KEY_PREFIX, cache_key, image_sha256, parse_image_sha256
+from mlserve_common.wire.cache_keys import KEY_PREFIX, cache_key, image_sha256, parse_image_sha256
 
 ABC = image_sha256(b"abc")
 

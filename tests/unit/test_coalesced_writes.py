@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from mlserve_common.coalesced_writes import CoalescingTransport
+from mlserve_common.runtime.coalesced_writes import CoalescingTransport
 
 HEAD = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: application/json\r\n\r\n"
 

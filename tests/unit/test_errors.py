@@ -1,4 +1,4 @@
-"""`mlserve_common.errors`: unexpected errors answer 500 and are logged like the others, at
+"""`mlserve_common.runtime.errors`: unexpected errors answer 500 and are logged like the others, at
 most one line per 10 s per cause (the exception's type and where it was raised), the first
 with its traceback, later ones with a count of those not logged (issue 27)."""
 
@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from harness.redis_server import free_port
-from mlserve_common import errors
+from mlserve_common.runtime import errors
 
 
 class Clock:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from mlserve_common import image_batch
-from mlserve_common.image_batch import BatchFormatError, Item, ItemAnswer
+from mlserve_common.wire import image_batch
+from mlserve_common.wire.image_batch import BatchFormatError, Item, ItemAnswer
 
 
 def test_images_come_back_as_they_went_bytes_and_ids() -> None:

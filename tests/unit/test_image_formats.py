@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from harness.bad_inputs import png_claiming
-from mlserve_common.image_formats import declared_pixels
+from mlserve_common.wire.image_formats import declared_pixels
 
 
 def _encoded(size: tuple[int, int], fmt: str, **options) -> bytes:

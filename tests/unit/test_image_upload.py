@@ -11,9 +11,9 @@ from starlette.requests import Request
 from urllib3 import encode_multipart_formdata
 
 from harness.images import UPLOAD_PNG
-from mlserve_common import image_upload
-from mlserve_common.errors import MLServeError
-from mlserve_common.image_upload import read_image_bytes, single_file
+from mlserve_common.runtime import image_upload
+from mlserve_common.runtime.errors import MLServeError
+from mlserve_common.runtime.image_upload import read_image_bytes, single_file
 
 B = "mlserve-test-boundary"
 CT = f"multipart/form-data; boundary={B}"

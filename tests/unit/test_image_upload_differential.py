@@ -25,9 +25,9 @@ from hypothesis import strategies as st
 from starlette.requests import Request
 
 from harness.images import UPLOAD_PNG
-from mlserve_common import image_upload
-from mlserve_common.errors import MLServeError
-from mlserve_common.image_upload import FAST_PATH_MAX_BYTES, read_image_bytes, single_file
+from mlserve_common.runtime import image_upload
+from mlserve_common.runtime.errors import MLServeError
+from mlserve_common.runtime.image_upload import FAST_PATH_MAX_BYTES, read_image_bytes, single_file
 
 B = "fuzz-boundary"
 B2 = "fuzz-other"

@@ -1,10 +1,10 @@
-"""`mlserve_common.numbers`: counts read from a request are ASCII digits and nothing else."""
+"""`mlserve_common.wire.numbers`: counts read from a request are ASCII digits and nothing else."""
 
 from __future__ import annotations
 
 import pytest
 
-from mlserve_common.numbers import (
+from mlserve_common.wire.numbers import (
     MAX_DIGITS,
     NumberFormatError,
     NumberTooLargeError,

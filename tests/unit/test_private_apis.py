@@ -1,8 +1,8 @@
 """The non-public parts of uvicorn and prometheus_client our hand-written pieces rely on.
 
-`mlserve_common/http_protocol.py` subclasses uvicorn's `HttpToolsProtocol` and uses its
-attributes and private methods, `mlserve_common/supervisor.py` subclasses its `Multiprocess`
-supervisor, and `mlserve_common/metrics_export.py` replaces `prometheus_client.values.ValueClass`.
+`mlserve_common/runtime/http_protocol.py` subclasses uvicorn's `HttpToolsProtocol` and uses its
+attributes and private methods, `mlserve_common/runtime/supervisor.py` subclasses its `Multiprocess`
+supervisor, and `mlserve_common/runtime/metrics_export.py` replaces `prometheus_client.values.ValueClass`.
 None of that is a public API: an upgrade may rename or change it without notice. Each test
 here names what it checks, so that a failure says which piece to revisit, and the packages
 stay pinned (exactly) where the services install them.
@@ -44,7 +44,7 @@ def test_the_packages_are_pinned_to_the_version_checked_here(
     )
 
 
-# --- uvicorn's HttpToolsProtocol (mlserve_common/http_protocol.py) ----------------------------
+# --- uvicorn's HttpToolsProtocol (mlserve_common/runtime/http_protocol.py) ----------------------------
 
 PROTOCOL_METHODS = {
     # overridden, and called back through super() or the class
@@ -90,7 +90,7 @@ def test_http_protocol_methods_we_override_or_call(name: str) -> None:
     parameters = list(inspect.signature(method).parameters)
     assert parameters == PROTOCOL_METHODS[name], (
         f"uvicorn's HttpToolsProtocol.{name}{inspect.signature(method)} changed: revisit "
-        "GuardedHttpProtocol (mlserve_common/http_protocol.py)"
+        "GuardedHttpProtocol (mlserve_common/runtime/http_protocol.py)"
     )
 
 
@@ -117,7 +117,7 @@ def test_the_protocol_feeds_httptools_and_its_upgrade_error() -> None:
         assert used in source, f"HttpToolsProtocol.data_received no longer uses {used}"
 
 
-# --- uvicorn's Multiprocess supervisor (mlserve_common/supervisor.py) -------------------------
+# --- uvicorn's Multiprocess supervisor (mlserve_common/runtime/supervisor.py) -------------------------
 
 SUPERVISOR_METHODS = {
     "__init__": ["self", "config", "sockets"],
@@ -179,7 +179,7 @@ def test_startup_failure_exit_code() -> None:
     assert isinstance(uvicorn_config.STARTUP_FAILURE, int), "uvicorn.config.STARTUP_FAILURE is gone"
 
 
-# --- prometheus_client's value class (mlserve_common/metrics_export.py) -----------------------
+# --- prometheus_client's value class (mlserve_common/runtime/metrics_export.py) -----------------------
 
 
 def test_metrics_build_their_values_from_the_module_attribute_we_replace() -> None:

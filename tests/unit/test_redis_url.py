@@ -1,12 +1,12 @@
 """Redis URLs the services accept, and the ones refused at start with a reason: the
-hand-written client (mlserve_common/redis_pipe.py) speaks plain RESP over TCP, nothing else."""
+hand-written client (mlserve_common/wire/redis_pipe.py) speaks plain RESP over TCP, nothing else."""
 
 from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
 
-from mlserve_common.redis_pipe import RedisPipe, checked_redis_url
+from mlserve_common.wire.redis_pipe import RedisPipe, checked_redis_url
 from model_api.config import Settings as ModelApiSettings
 from web_api.config import Settings as WebApiSettings
 

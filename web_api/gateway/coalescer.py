@@ -5,7 +5,7 @@ Every unique image costs a request through two HTTP servers: the gateway's call 
 model_api is a second request to write, parse, route, answer and read back. So the small
 images a gateway worker receives at about the same time (several clients' requests arriving
 within a few turns of its event loop) go to model_api in one call
-(`mlserve_common.image_batch`), up to `max_images`, and each client gets its own answer
+(`mlserve_common.wire.image_batch`), up to `max_images`, and each client gets its own answer
 back, with its own status. model_api answers each image of a call as it would answer it
 alone (its cache, single-flight, dynamic batching), so one bad image gets its own 400.
 
@@ -46,11 +46,11 @@ from urllib.parse import urlencode
 
 import orjson
 
-from mlserve_common import image_batch, v2_wire
-from mlserve_common.image_batch import Item
-from mlserve_common.image_formats import declared_pixels
-from mlserve_common.numbers import NumberFormatError, parse_header_count
-from mlserve_common.observability import REQUEST_ID_HEADER
+from mlserve_common.runtime.observability import REQUEST_ID_HEADER
+from mlserve_common.wire import image_batch, v2_wire
+from mlserve_common.wire.image_batch import Item
+from mlserve_common.wire.image_formats import declared_pixels
+from mlserve_common.wire.numbers import NumberFormatError, parse_header_count
 from web_api.gateway import metrics
 from web_api.gateway.errors import ModelApiUnavailableError
 from web_api.gateway.model_client import ModelApiClient, UpstreamResponse
@@ -338,7 +338,7 @@ class Coalescer:
 
 def _header_length(text: str | None) -> int | None | Literal[False]:
     """An `Inference-Header-Content-Length` as a number (None: no header); False for one
-    that is not ASCII digits (`mlserve_common.numbers`)."""
+    that is not ASCII digits (`mlserve_common.wire.numbers`)."""
     if text is None:
         return None
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlserve_common.errors import MLServeError, PayloadTooLargeError
+from mlserve_common.runtime.errors import MLServeError, PayloadTooLargeError
 
 __all__ = ["MLServeError", "PayloadTooLargeError"]
 

@@ -1,9 +1,8 @@
 """Repeated images answered at the door: the gateway reads model_api's prediction cache.
 
 A cache hit through model_api costs two HTTP servers and a hop between them, most of a
-hit's time (bench/README.md: hits went from 0.28x to 0.86x the constant-JSON floor
-once the gateway answered them). The gateway computes the
-same key model_api does (`mlserve_common.cache_keys`: app type, model, model digest, the
+hit's time (bench/README.md measures what answering at the door saved). The gateway computes the
+same key model_api does (`mlserve_common.wire.cache_keys`: app type, model, model digest, the
 image's SHA-256), asks Redis once, and answers a hit itself with the same JSON model_api
 would give. Anything else (a miss, a corrupt or foreign value, Redis away) goes to
 model_api, which owns the cache: it infers, writes, and keeps single-flight. The gateway
@@ -32,9 +31,9 @@ import time
 
 import orjson
 
-from mlserve_common import answer_json
-from mlserve_common.cache_keys import cache_key, image_sha256, model_digest_key
-from mlserve_common.redis_pipe import RedisPipe, RedisPipeError
+from mlserve_common.wire import answer_json
+from mlserve_common.wire.cache_keys import cache_key, image_sha256, model_digest_key
+from mlserve_common.wire.redis_pipe import RedisPipe, RedisPipeError
 from web_api.gateway import metrics
 
 log = logging.getLogger("web_api")

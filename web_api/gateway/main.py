@@ -8,11 +8,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from mlserve_common.body import UploadBudget
-from mlserve_common.errors import install_error_handlers
-from mlserve_common.hot_path import HotPath
-from mlserve_common.observability import NO_TELEMETRY, RequestIdMiddleware
-from mlserve_common.server import init_worker
+from mlserve_common.runtime.body import UploadBudget
+from mlserve_common.runtime.errors import install_error_handlers
+from mlserve_common.runtime.hot_path import HotPath
+from mlserve_common.runtime.observability import NO_TELEMETRY, RequestIdMiddleware
+from mlserve_common.runtime.server import init_worker
 from web_api.config import Settings, get_settings
 from web_api.gateway.coalescer import Coalescer
 from web_api.gateway.hit_cache import HitCache

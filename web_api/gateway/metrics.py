@@ -1,11 +1,11 @@
 """The gateway's Prometheus metrics, summed over its worker processes (see
-`mlserve_common.metrics_export`): what its reads of the prediction cache found."""
+`mlserve_common.runtime.metrics_export`): what its reads of the prediction cache found."""
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
-from mlserve_common.metrics_export import render
+from mlserve_common.runtime.metrics_export import render
 
 LOOKUPS = Counter(
     "mlserve_gateway_cache_lookups",

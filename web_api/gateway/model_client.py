@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from mlserve_common import v2_wire
+from mlserve_common.wire import v2_wire
 from web_api.gateway.errors import (
     GatewaySaturatedError,
     ModelApiTimeoutError,

@@ -9,16 +9,16 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from mlserve_common import v2_wire
-from mlserve_common.body import read_limited_body
-from mlserve_common.cache_keys import parse_image_sha256
-from mlserve_common.disconnect import unless_disconnected
-from mlserve_common.errors import InvalidRequestError, MLServeError
-from mlserve_common.hot_path import HotRoute
-from mlserve_common.image_upload import read_image_bytes
-from mlserve_common.observability import REQUEST_ID_HEADER
-from mlserve_common.openapi import IMAGE_BODY
-from mlserve_common.stack_health import DOWN, model_api_state
+from mlserve_common.runtime.body import read_limited_body
+from mlserve_common.runtime.disconnect import unless_disconnected
+from mlserve_common.runtime.errors import InvalidRequestError, MLServeError
+from mlserve_common.runtime.hot_path import HotRoute
+from mlserve_common.runtime.image_upload import read_image_bytes
+from mlserve_common.runtime.observability import REQUEST_ID_HEADER
+from mlserve_common.runtime.openapi import IMAGE_BODY
+from mlserve_common.stdlib_only.stack_health import DOWN, model_api_state
+from mlserve_common.wire import v2_wire
+from mlserve_common.wire.cache_keys import parse_image_sha256
 from web_api.config import Settings
 from web_api.gateway import metrics
 from web_api.gateway.auth import require_api_key

@@ -15,9 +15,9 @@ import struct
 
 import orjson
 
-from mlserve_common import v2_wire
-from mlserve_common.image_formats import declared_pixels
-from mlserve_common.numbers import bounded_product, parse_header_count
+from mlserve_common.wire import v2_wire
+from mlserve_common.wire.image_formats import declared_pixels
+from mlserve_common.wire.numbers import bounded_product, parse_header_count
 
 
 def light_v2_request(body: bytes, header_length: int | str | None, max_pixels: int) -> bool:

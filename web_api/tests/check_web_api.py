@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:
 
 from PIL import Image, ImageDraw  # noqa: E402
 
-from mlserve_common.service_check import (  # noqa: E402
+from mlserve_common.stdlib_only.service_check import (  # noqa: E402
     CheckFailed,
     Report,
     as_json,

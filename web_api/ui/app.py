@@ -12,7 +12,7 @@ from typing import Any
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
-from mlserve_common import image_formats
+from mlserve_common.wire import image_formats
 from web_api.config import get_settings
 from web_api.ui import view
 from web_api.ui.client import UiError, UiModelClient

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from mlserve_cli.client import MLServeClient, RequestError, TooSlowError
-from mlserve_common import image_formats
+from mlserve_common.wire import image_formats
 from web_api.config import Settings
 
 APP_TYPE = "ui"

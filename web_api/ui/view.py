@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 from PIL import Image, UnidentifiedImageError
 
-from mlserve_common import image_formats
+from mlserve_common.wire import image_formats
 from web_api.ui.client import PredictOutcome, UiError
 
 DIGEST_CHARS = 12  # a short digest, like git's short hashes

@@ -18,7 +18,7 @@ from harness.images import MODELS_DIR, drawn_digit_seven, encode, samples
 from harness.metrics import metric
 from harness.model_copies import copy_with_batching
 from harness.redis_server import RedisServer, free_port
-from mlserve_common.cache_keys import KEY_PREFIX, cache_key, image_sha256
+from mlserve_common.wire.cache_keys import KEY_PREFIX, cache_key, image_sha256
 from model_api.cache import LEASE_PREFIX
 from model_api.config import Settings
 from model_api.main import create_app

@@ -13,9 +13,9 @@ from harness.hostile import unique_small_pngs
 from harness.metrics import metric
 from harness.services import ServiceProcess
 from harness.v2 import image_request, output_rows, tensor_request
-from mlserve_common import image_batch
-from mlserve_common.image_batch import Item
-from mlserve_common.v2_wire import HEADER_LENGTH
+from mlserve_common.wire import image_batch
+from mlserve_common.wire.image_batch import Item
+from mlserve_common.wire.v2_wire import HEADER_LENGTH
 
 PARAMS = {"app_type": "cli"}
 

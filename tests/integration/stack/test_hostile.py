@@ -37,7 +37,7 @@ from harness.hostile import (
 from harness.images import encode, samples
 from harness.metrics import metric
 from harness.services import RunningServices, running_services
-from mlserve_common.cache_keys import cache_key, image_sha256
+from mlserve_common.wire.cache_keys import cache_key, image_sha256
 
 SLOW_CLIENT_SECONDS = 2  # the services' head and body timeouts in these tests
 MODEL_API_KEEP_ALIVE = 1.0  # much shorter than the gateway's idle pool (30 s): stale edges

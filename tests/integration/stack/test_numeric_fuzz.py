@@ -30,8 +30,8 @@ from harness.hostile import RawAnswer, raw_exchange
 from harness.images import drawn_digit_seven, encode
 from harness.services import RunningServices, running_services
 from harness.v2 import image_request
-from mlserve_common import image_batch
-from mlserve_common.cache_keys import image_sha256
+from mlserve_common.wire import image_batch
+from mlserve_common.wire.cache_keys import image_sha256
 
 SLOW_CLIENT_SECONDS = 2  # a missed case waits 2 s for a body that never comes, not 60
 MAX_BODY = 10 * 1024 * 1024  # the services' default body limit

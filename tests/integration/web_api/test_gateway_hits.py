@@ -11,7 +11,7 @@ import redis
 from harness.images import drawn_digit_seven, encode
 from harness.metrics import metric
 from harness.services import ServiceProcess
-from mlserve_common.cache_keys import cache_key, image_sha256, model_digest_key
+from mlserve_common.wire.cache_keys import cache_key, image_sha256, model_digest_key
 from tests.integration.web_api.in_process import gateway
 
 SUCCESS = "mlserve_request_success_total"

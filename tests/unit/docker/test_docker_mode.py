@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from harness.redis_server import free_port
-from mlserve_common.stack_health import SERVICES
+from mlserve_common.stdlib_only.stack_health import SERVICES
 from stackctl import docker_mode
 from stackctl.settings import StackSettings
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from harness.images import MODELS_DIR
-from mlserve_common.model_folders import available_models
+from mlserve_common.stdlib_only.model_folders import available_models
 from model_api import preprocess
 from model_api.errors import NoContentError
 from model_api.model_config import AutocontrastStep, PreprocessStep, load_model_config

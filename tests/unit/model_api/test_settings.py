@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from mlserve_common import cores
+from mlserve_common.runtime import cores
 from model_api.config import Settings
 
 

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from harness import ROOT
-from mlserve_common.cache_keys import v2_cache_key
+from mlserve_common.wire.cache_keys import v2_cache_key
 from model_api.v2_codec import Output, V2RequestError, encode_response, parse_request
 
 

@@ -11,9 +11,9 @@ import orjson
 from harness.bad_inputs import png_claiming
 from harness.raw_http import read_request, serve
 from harness.v2 import image_request
-from mlserve_common import image_batch
-from mlserve_common.image_batch import ItemAnswer
-from mlserve_common.v2_wire import HEADER_LENGTH
+from mlserve_common.wire import image_batch
+from mlserve_common.wire.image_batch import ItemAnswer
+from mlserve_common.wire.v2_wire import HEADER_LENGTH
 from web_api.gateway.coalescer import Coalescer
 from web_api.gateway.errors import ModelApiUnavailableError
 from web_api.gateway.model_client import ModelApiClient

@@ -9,7 +9,7 @@ import pytest
 
 from harness.bad_inputs import png_claiming
 from harness.v2 import image_request, tensor_request
-from mlserve_common.v2_wire import HEADER_LENGTH
+from mlserve_common.wire.v2_wire import HEADER_LENGTH
 from web_api.gateway.v2_peek import light_v2_request
 
 MAX_PIXELS = 256 * 256

@@ -1,9 +1,9 @@
 """A lean asyncio Redis client for the hot path: one pipelined connection, hiredis to parse.
 
 Both services talk to Redis on every request: the gateway reads the prediction cache, and
-model_api claims a lease and stores each answer. redis-py's asyncio client took about a
-fifth of a gateway worker's CPU and a tenth of a model_api worker's under unique-image load
-(py-spy; bench/results/profile_gateway_hits.md, profile_model_api_misses.md): a pool
+model_api claims a lease and stores each answer. redis-py's asyncio client was a large
+share of both workers' CPU under load (py-spy; bench/results/profile_gateway_hits.md,
+profile_model_api_misses.md): a pool
 checkout, a command packer and a stream write per command. Redis answers the commands of
 one connection in order, so one connection carries every concurrent command: each is a
 future, resolved in turn as hiredis parses the replies, and the commands of one turn of the
@@ -23,7 +23,7 @@ from urllib.parse import unquote, urlsplit
 
 import hiredis
 
-from mlserve_common.resp import command
+from mlserve_common.stdlib_only.resp import command
 
 
 def checked_redis_url(url: str) -> str:

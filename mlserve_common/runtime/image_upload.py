@@ -1,10 +1,10 @@
 """Read the image a client sent: the raw body or a multipart file, within a size limit.
 
-The size limit is enforced while reading (see `mlserve_common.body`). A small multipart
+The size limit is enforced while reading (see `mlserve_common.runtime.body`). A small multipart
 body in the layout every client sends for one file (curl, requests, httpx, browsers, wrk)
 is cut out directly; anything else, and every body over `FAST_PATH_MAX_BYTES`, goes through
-the full multipart parser, streamed (python-multipart took a tenth of a gateway worker's
-time per request: bench/results/profile_gateway_hits.md).
+the full multipart parser, streamed (python-multipart was a large share of a gateway
+worker's time per request: bench/results/profile_gateway_hits.md).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
-from mlserve_common.body import Reservation, declared_length, limited_stream
-from mlserve_common.errors import InvalidRequestError
+from mlserve_common.runtime.body import Reservation, declared_length, limited_stream
+from mlserve_common.runtime.errors import InvalidRequestError
 
 FILE_FIELD = "file"
 FAST_PATH_MAX_BYTES = 1024 * 1024

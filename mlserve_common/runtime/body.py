@@ -12,12 +12,12 @@ from collections.abc import AsyncGenerator
 
 from starlette.requests import ClientDisconnect, Request
 
-from mlserve_common.errors import (
+from mlserve_common.runtime.errors import (
     InvalidRequestError,
     PayloadTooLargeError,
     UploadsBusyError,
 )
-from mlserve_common.numbers import NumberFormatError, NumberTooLargeError, parse_header_count
+from mlserve_common.wire.numbers import NumberFormatError, NumberTooLargeError, parse_header_count
 
 
 def too_large(max_bytes: int) -> PayloadTooLargeError:

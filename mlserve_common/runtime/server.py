@@ -22,10 +22,10 @@ import tempfile
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
-from mlserve_common.http_limits import HttpLimits
-from mlserve_common.http_protocol import GuardedHttpProtocol
-from mlserve_common.observability import WORKER_COUNT_ENV, setup_logging
-from mlserve_common.supervisor import SocketPerWorker, bind_slots
+from mlserve_common.runtime.http_limits import HttpLimits
+from mlserve_common.runtime.http_protocol import GuardedHttpProtocol
+from mlserve_common.runtime.observability import WORKER_COUNT_ENV, setup_logging
+from mlserve_common.runtime.supervisor import SocketPerWorker, bind_slots
 
 GRACEFUL_SHUTDOWN_SECONDS = 30  # in-flight requests finish on SIGTERM (docker stops after 35 s)
 WORKER_PING_TIMEOUT_SECONDS = 30

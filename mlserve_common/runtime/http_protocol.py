@@ -1,7 +1,7 @@
 """uvicorn's httptools protocol with the limits a public port needs (`HttpLimits`).
 
-uvicorn's own protocol accepts a head of any size (a 128 MB header took 16 s and stalled
-the worker, since httptools grows a header by concatenation), any number of headers, and
+uvicorn's own protocol accepts a head of any size (a huge header stalls the worker for
+seconds, since httptools grows a header by concatenation), any number of headers, and
 clients that send a byte a second forever; a connection that never sends a byte is never
 closed. Its parser errors are plain text. Here:
 
@@ -13,8 +13,8 @@ closed. Its parser errors are plain text. Here:
 - every refusal, parser errors included, is the services' JSON error envelope with an
   `X-Request-ID`, and is logged with its cause;
 - a connection lost before its answer cancels the request's work where the request asked
-  for it (`mlserve_common.disconnect`);
-- a small answer's head and body go out in one write (`mlserve_common.coalesced_writes`);
+  for it (`mlserve_common.runtime.disconnect`);
+- a small answer's head and body go out in one write (`mlserve_common.runtime.coalesced_writes`);
 - a graceful stop (SIGTERM, or the old worker of a rolling restart) loses no request: each
   connection closes only after an answer that says `Connection: close` (see `shutdown`).
 """
@@ -29,11 +29,11 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from mlserve_common.coalesced_writes import CoalescingTransport
-from mlserve_common.disconnect import ON_DISCONNECT
-from mlserve_common.errors import log_throttled
-from mlserve_common.http_limits import HttpLimits
-from mlserve_common.observability import REQUEST_ID_HEADER, new_request_id
+from mlserve_common.runtime.coalesced_writes import CoalescingTransport
+from mlserve_common.runtime.disconnect import ON_DISCONNECT
+from mlserve_common.runtime.errors import log_throttled
+from mlserve_common.runtime.http_limits import HttpLimits
+from mlserve_common.runtime.observability import REQUEST_ID_HEADER, new_request_id
 
 _REASONS = {
     400: b"Bad Request",
@@ -79,7 +79,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def _client_gone(self) -> None:
         """The answer will reach nobody: cancel the work the request asked to be cancelled
-        (see `mlserve_common.disconnect`)."""
+        (see `mlserve_common.runtime.disconnect`)."""
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete:
             on_disconnect = cycle.scope.get(ON_DISCONNECT)

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mlserve_common.errors import MLServeError, error_response
+from mlserve_common.runtime.errors import MLServeError, error_response
 
 Endpoint = Callable[..., Awaitable[Response]]
 

@@ -2,7 +2,7 @@
 length, and how long a client may take to send its head or body or stay idle.
 
 Both services read these settings (prefix `MLSERVE_HTTP_`) into one typed object;
-`mlserve_common.server.serve` hands them to every worker, where `GuardedHttpProtocol`
+`mlserve_common.runtime.server.serve` hands them to every worker, where `GuardedHttpProtocol`
 enforces them. Defaults are what a production front end would pick (nginx, Apache, Node
 use the same order of magnitude).
 """

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlserve_common import image_formats
+from mlserve_common.wire import image_formats
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 

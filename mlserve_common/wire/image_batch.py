@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from mlserve_common.observability import is_safe_request_id
+from mlserve_common.runtime.observability import is_safe_request_id
 
 IMAGES_TYPE = "application/vnd.mlserve.images"
 ANSWERS_TYPE = "application/vnd.mlserve.answers"

@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from starlette.requests import Request
 
-from mlserve_common.errors import ClientDisconnectedError
+from mlserve_common.runtime.errors import ClientDisconnectedError
 
 T = TypeVar("T")
 ON_DISCONNECT = "mlserve.on_disconnect"

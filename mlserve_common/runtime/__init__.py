@@ -1,0 +1,1 @@
+"""The serving runtime both services run on: uvicorn, Starlette and FastAPI."""
