@@ -188,7 +188,7 @@ async def _answer(
 
 HOT_ROUTES = [
     HotRoute("/v1/models/{model_name}/predict", predict_image),
-    HotRoute("/v1/models/{model_name}/predict/batch", predict_images),
+    HotRoute("/v1/models/{model_name}/predict/batch", predict_images, internal=True),
 ]
 
 

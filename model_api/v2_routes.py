@@ -255,8 +255,8 @@ async def infer_batch(request: Request, model_name: str, version: str | None = N
 HOT_ROUTES = [
     HotRoute("/v2/models/{model_name}/infer", infer),
     HotRoute("/v2/models/{model_name}/versions/{version}/infer", infer),
-    HotRoute("/v1/models/{model_name}/infer/batch", infer_batch),
-    HotRoute("/v1/models/{model_name}/versions/{version}/infer/batch", infer_batch),
+    HotRoute("/v1/models/{model_name}/infer/batch", infer_batch, internal=True),
+    HotRoute("/v1/models/{model_name}/versions/{version}/infer/batch", infer_batch, internal=True),
 ]
 
 

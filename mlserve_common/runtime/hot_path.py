@@ -14,6 +14,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from fastapi import APIRouter, FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -29,10 +30,24 @@ class HotRoute:
 
     path: str
     endpoint: Endpoint
+    internal: bool = False
+    """Called by the gateway only (a batch of images, say): `declare_internal` puts it in the
+    app's route table, hidden from the OpenAPI schema, instead of a declaration beside it."""
 
     @property
     def pattern(self) -> re.Pattern[str]:
         return re.compile(re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.path))
+
+
+def declare_internal(router: APIRouter | FastAPI, routes: list[HotRoute]) -> None:
+    """Declare each internal route of `routes` on `router` as well, hidden from the schema:
+    the app's table then lists every route it answers (what the route tests enumerate), and
+    a request HotPath does not take gets FastAPI's own answer (405 for another method)."""
+    for route in routes:
+        if route.internal:
+            router.add_api_route(
+                route.path, route.endpoint, methods=["POST"], include_in_schema=False
+            )
 
 
 class HotPath:

@@ -155,3 +155,23 @@ def test_a_v2_call_to_a_version_and_its_errors(model_api: ServiceProcess) -> Non
         content=image_batch.encode_images(items),
     )
     assert unknown.status_code == 404 and "9" in unknown.json()["error"]
+
+
+BATCH_PATHS = [
+    "/v1/models/mnist/predict/batch",
+    "/v1/models/mnist/infer/batch",
+    "/v1/models/mnist/versions/1/infer/batch",
+]
+
+
+def test_the_batch_routes_are_declared_but_hidden_from_the_schema(
+    model_api: ServiceProcess,
+) -> None:
+    """The gateway's internal routes are in the app's route table (another method gets 405,
+    not 404) and, on purpose, not in its OpenAPI schema."""
+    for path in BATCH_PATHS:
+        wrong_method = httpx.get(model_api.url + path)
+        assert wrong_method.status_code == 405, (path, wrong_method.status_code)
+    schema = httpx.get(model_api.url + "/openapi.json").json()
+    assert not [path for path in schema["paths"] if path.endswith("/batch")]
+    assert "/v1/models/{model_name}/predict" in schema["paths"]
