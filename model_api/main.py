@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from mlserve_common.runtime.body import UploadBudget
 from mlserve_common.runtime.errors import install_error_handlers
-from mlserve_common.runtime.hot_path import HotPath, declare_internal
+from mlserve_common.runtime.hot_path import HotPath, declare
 from mlserve_common.runtime.observability import NO_TELEMETRY, RequestIdMiddleware
 from mlserve_common.runtime.server import init_worker
 from model_api import v2_routes
@@ -59,5 +59,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     app.include_router(router)
     app.include_router(v2_routes.router)
-    declare_internal(app, hot_routes)  # the gateway's batch routes, hidden from the schema
+    declare(app, hot_routes)  # the gateway's batch routes, hidden from the schema
     return app

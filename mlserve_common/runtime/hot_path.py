@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from mlserve_common.runtime.errors import MLServeError, error_response
 
 Endpoint = Callable[..., Awaitable[Response]]
+Guard = Callable[[Request], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -31,37 +32,51 @@ class HotRoute:
     path: str
     endpoint: Endpoint
     internal: bool = False
-    """Called by the gateway only (a batch of images, say): `declare_internal` puts it in the
-    app's route table, hidden from the OpenAPI schema, instead of a declaration beside it."""
+    """Called by the gateway only (a batch of images, say): `declare` puts it in the app's
+    route table hidden from the OpenAPI schema, on purpose."""
+    guard: Guard | None = None
+    """What must pass before the endpoint runs (the API key), on either way in: HotPath and
+    FastAPI (as a dependency) both run it, so no endpoint checks it by hand."""
+    openapi: dict | None = field(default=None, hash=False, compare=False)
+    """FastAPI's route options (tags, openapi_extra...): `declare` puts a public route in the
+    app's table and schema from this one declaration. None: declared elsewhere."""
 
     @property
     def pattern(self) -> re.Pattern[str]:
         return re.compile(re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.path))
 
 
-def declare_internal(router: APIRouter | FastAPI, routes: list[HotRoute]) -> None:
-    """Declare each internal route of `routes` on `router` as well, hidden from the schema:
-    the app's table then lists every route it answers (what the route tests enumerate), and
-    a request HotPath does not take gets FastAPI's own answer (405 for another method)."""
+def declare(router: APIRouter | FastAPI, routes: list[HotRoute]) -> None:
+    """Put `routes` in FastAPI's table too, from their one declaration: the internal ones
+    hidden from the schema, the public ones (those with `openapi`) in it; each behind its
+    guard. A request HotPath does not take (another method) then gets FastAPI's answer."""
     for route in routes:
-        if route.internal:
-            router.add_api_route(
-                route.path, route.endpoint, methods=["POST"], include_in_schema=False
-            )
+        if not route.internal and route.openapi is None:
+            continue
+        router.add_api_route(
+            route.path,
+            route.endpoint,
+            methods=["POST"],
+            dependencies=[Depends(route.guard)] if route.guard else None,
+            include_in_schema=not route.internal,
+            **(route.openapi or {}),
+        )
 
 
 class HotPath:
     def __init__(self, app: ASGIApp, routes: list[HotRoute]) -> None:
         self.app = app
-        self.routes = [(route.pattern, route.endpoint) for route in routes]
+        self.routes = [(route.pattern, route.endpoint, route.guard) for route in routes]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
-            for pattern, endpoint in self.routes:
+            for pattern, endpoint, guard in self.routes:
                 match = pattern.fullmatch(scope["path"])
                 if match is not None:
                     request = Request(scope, receive)
                     try:
+                        if guard is not None:
+                            await guard(request)
                         response = await endpoint(request, **match.groupdict())
                     except MLServeError as exc:
                         response = error_response(request, exc)

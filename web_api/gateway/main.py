@@ -10,7 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from mlserve_common.runtime.body import UploadBudget
 from mlserve_common.runtime.errors import install_error_handlers
-from mlserve_common.runtime.hot_path import HotPath
+from mlserve_common.runtime.hot_path import HotPath, declare
 from mlserve_common.runtime.observability import NO_TELEMETRY, RequestIdMiddleware
 from mlserve_common.runtime.server import init_worker
 from web_api.config import Settings, get_settings
@@ -74,4 +74,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     app.include_router(router)
     app.include_router(protected)
+    declare(app, HOT_ROUTES)
     return app

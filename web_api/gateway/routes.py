@@ -85,7 +85,6 @@ async def _forward_image(request: Request, model_name: str) -> Response:
     settings: Settings = request.app.state.settings
     client: ModelApiClient = request.app.state.model_client
     hits: HitCache = request.app.state.hit_cache
-    await require_api_key(request)
     base = model_path(model_name)  # 404 before reading a body for nothing
     coalescer: Coalescer = request.app.state.coalescer
     with request.app.state.upload_budget.reservation() as held:
@@ -111,13 +110,13 @@ async def _forward_image(request: Request, model_name: str) -> Response:
     return _passthrough(upstream)
 
 
-async def forward_predict(request: Request) -> Response:
-    """`POST /predict`: to the model this stack serves (also answered by `HotPath`)."""
+async def predict(request: Request) -> Response:
+    """Classify one image with the model this stack serves (answers from the cache on repeats)."""
     return await _forward_image(request, request.app.state.settings.model_name)
 
 
-async def forward_predict_with_model(request: Request, model_name: str) -> Response:
-    """`POST /v1/models/{model_name}/predict` (also answered by `HotPath`)."""
+async def predict_with_model(request: Request, model_name: str) -> Response:
+    """Classify one image with the named model (404 if this stack does not serve it)."""
     return await _forward_image(request, model_name)
 
 
@@ -153,9 +152,19 @@ async def forward_v2(request: Request, **_: str) -> Response:
         return _passthrough(await unless_disconnected(request, forwarded))
 
 
+PREDICT = {"tags": ["predict"], "openapi_extra": IMAGE_BODY}
+
 HOT_ROUTES = [
-    HotRoute("/predict", forward_predict),
-    HotRoute("/v1/models/{model_name}/predict", forward_predict_with_model),
+    # Declared once: HotPath answers them, `declare` puts them in FastAPI's table and schema,
+    # both behind the API key.
+    HotRoute("/predict", predict, guard=require_api_key, openapi=PREDICT),
+    HotRoute(
+        "/v1/models/{model_name}/predict",
+        predict_with_model,
+        guard=require_api_key,
+        openapi=PREDICT,
+    ),
+    # The V2 routes are FastAPI's /v2 catch-all below; forward_v2 knows which are open.
     HotRoute("/v2/models/{model_name}/infer", forward_v2),
     HotRoute("/v2/models/{model_name}/versions/{version}/infer", forward_v2),
 ]
@@ -164,19 +173,6 @@ HOT_ROUTES = [
 @router.get("/", include_in_schema=False)
 async def index() -> RedirectResponse:
     return RedirectResponse("/docs")
-
-
-# The key is checked in _forward_image, which HotPath calls without FastAPI's dependencies.
-@router.post("/predict", tags=["predict"], openapi_extra=IMAGE_BODY)
-async def predict(request: Request) -> Response:
-    """Classify one image with the model this stack serves (answers from the cache on repeats)."""
-    return await forward_predict(request)
-
-
-@router.post("/v1/models/{model_name}/predict", tags=["predict"], openapi_extra=IMAGE_BODY)
-async def predict_with_model(model_name: str, request: Request) -> Response:
-    """Classify one image with the named model (404 if this stack does not serve it)."""
-    return await forward_predict_with_model(request, model_name)
 
 
 # One decorator per method and path: a multi-method route would give OpenAPI one operation
