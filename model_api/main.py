@@ -59,5 +59,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     app.include_router(router)
     app.include_router(v2_routes.router)
-    declare(app, hot_routes)  # the gateway's batch routes, hidden from the schema
+    declare(app, hot_routes)  # in FastAPI's table too: public ones in the schema, batch hidden
     return app

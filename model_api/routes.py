@@ -117,7 +117,7 @@ def _app_type(request: Request) -> str:
 
 
 async def predict_image(request: Request, model_name: str) -> Response:
-    """The predict route's work, also answered by `HotPath` without FastAPI's machinery."""
+    """Classify one image; repeated images are answered from the cache."""
     service = serving(request, model_name)
     given = _app_type(request)
     with request.app.state.upload_budget.reservation() as held:
@@ -186,25 +186,24 @@ async def _answer(
         request_id_var.reset(token)
 
 
+APP_TYPE_QUERY = {
+    "name": "app_type",
+    "in": "query",
+    "required": False,
+    "description": "The front end asking.",
+    "schema": {"type": "string", "enum": [t.value for t in AppType], "default": AppType.cli.value},
+}
+PREDICT = {
+    "tags": ["models"],
+    "openapi_extra": {**IMAGE_BODY, "parameters": [APP_TYPE_QUERY]},
+    "responses": {200: {"model": PredictResponse, "description": "The prediction."}},
+}
+
 HOT_ROUTES = [
-    HotRoute("/v1/models/{model_name}/predict", predict_image),
+    # Declared once: HotPath answers them; `declare` puts them in FastAPI's table and schema.
+    HotRoute("/v1/models/{model_name}/predict", predict_image, openapi=PREDICT),
     HotRoute("/v1/models/{model_name}/predict/batch", predict_images, internal=True),
 ]
-
-
-@router.post(
-    "/v1/models/{model_name}/predict",
-    tags=["models"],
-    openapi_extra=IMAGE_BODY,
-    responses={200: {"model": PredictResponse, "description": "The prediction."}},
-)
-async def predict(
-    request: Request,
-    model_name: str,
-    app_type: Annotated[AppType, Query(description="The front end asking.")] = AppType.cli,
-) -> Response:
-    """Classify one image; repeated images are answered from the cache."""
-    return await predict_image(request, model_name)
 
 
 # One decorator per method: a multi-method route would give OpenAPI one operation id twice.

@@ -32,7 +32,8 @@ from model_api.routes import answer_items, repository, serving
 from model_api.service import ModelService
 from model_api.v2_codec import Output, V2RequestError, encode_response, parse_request
 
-router = APIRouter(prefix="/v2", tags=["v2 (Open Inference Protocol)"])
+TAG = "v2 (Open Inference Protocol)"
+router = APIRouter(prefix="/v2", tags=[TAG])
 
 SERVER = {
     "name": "mlserve",
@@ -122,8 +123,17 @@ class V2Answer:
         return Response(self.body, headers=v2_wire.body_headers(self.header_length))
 
 
-async def infer(request: Request, model_name: str, version: str | None = None) -> Response:
-    """`POST /v2/models/{m}[/versions/{v}]/infer` (also answered by `HotPath`)."""
+async def infer(request: Request, model_name: str) -> Response:
+    """Run the model: JSON or binary tensors in, the model's output back."""
+    return await _infer(request, model_name, None)
+
+
+async def infer_version(request: Request, model_name: str, version: str) -> Response:
+    """Run this version of the model: JSON or binary tensors in, its output back."""
+    return await _infer(request, model_name, version)
+
+
+async def _infer(request: Request, model_name: str, version: str | None) -> Response:
     service = serving(request, model_name, version)
     with request.app.state.upload_budget.reservation() as held:
         body = await read_limited_body(request, service.settings.max_body_bytes, held)
@@ -226,17 +236,6 @@ def _model_input(tensor, service: ModelService) -> np.ndarray:
     return np.ascontiguousarray(tensor.data, dtype=np.float32).reshape(shape)
 
 
-@router.post("/models/{model_name}/infer")
-async def infer_route(request: Request, model_name: str) -> Response:
-    """Run the model: JSON or binary tensors in, the model's output back."""
-    return await infer(request, model_name)
-
-
-@router.post("/models/{model_name}/versions/{version}/infer")
-async def infer_version_route(request: Request, model_name: str, version: str) -> Response:
-    return await infer(request, model_name, version)
-
-
 async def infer_batch(request: Request, model_name: str, version: str | None = None) -> Response:
     """Several V2 inference requests in one call (`mlserve_common.wire.image_batch`), each
     answered as `infer` would answer it alone: the gateway's way to share one HTTP exchange
@@ -252,9 +251,12 @@ async def infer_batch(request: Request, model_name: str, version: str | None = N
     return await answer_items(request, service, inferred)
 
 
+INFER = {"tags": [TAG]}
+
 HOT_ROUTES = [
-    HotRoute("/v2/models/{model_name}/infer", infer),
-    HotRoute("/v2/models/{model_name}/versions/{version}/infer", infer),
+    # Declared once: HotPath answers them; `declare` puts them in FastAPI's table and schema.
+    HotRoute("/v2/models/{model_name}/infer", infer, openapi=INFER),
+    HotRoute("/v2/models/{model_name}/versions/{version}/infer", infer_version, openapi=INFER),
     HotRoute("/v1/models/{model_name}/infer/batch", infer_batch, internal=True),
     HotRoute("/v1/models/{model_name}/versions/{version}/infer/batch", infer_batch, internal=True),
 ]

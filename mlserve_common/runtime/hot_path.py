@@ -3,9 +3,11 @@
 FastAPI resolves dependencies, builds a route context and wraps every call in several
 layers; for a cache hit that costs more than the work itself (see bench/results/
 profile_*.md). `HotPath` is a pure ASGI middleware that sends the few hot routes straight
-to their endpoint, a plain `async def (request, **path_params) -> Response`. The same
-endpoints stay declared on the FastAPI router, so the OpenAPI schema and any request that
-does not match here (another method, say) behave as before. Errors use the one envelope.
+to their endpoint, a plain `async def (request, **path_params) -> Response`, after the
+route's guard (the API key). Each route is declared once, as a `HotRoute`; `declare` puts it
+in FastAPI's table from that entry (its schema, its guard as a dependency; internal routes
+hidden), so the OpenAPI schema and a request that does not match here (another method, say)
+get FastAPI's answer. Errors use the one envelope.
 """
 
 from __future__ import annotations
