@@ -25,13 +25,12 @@ import numpy as np
 from PIL import Image
 
 from harness.images import MODELS_DIR, drawn_digit_seven
+from harness.model_copies import without_paper_steps
 from model_api import paper, preprocess
 from model_api.model_config import (
     DropSurroundingsStep,
     EvenLightStep,
     KeepDigitStep,
-    ModelConfig,
-    PaperStep,
     RemoveRulesStep,
     load_model_config,
 )
@@ -109,15 +108,6 @@ def cost_us(call: Callable[[], object], runs: int) -> tuple[float, float]:
         call()
         times.append(time.perf_counter() - start)
     return min(times) * 1e6, statistics.median(times) * 1e6
-
-
-def without_paper_steps(config: ModelConfig) -> ModelConfig:
-    """`config` less the steps for photographed paper."""
-    data = config.model_dump()
-    data["preprocess"] = [
-        step.model_dump() for step in config.preprocess if not isinstance(step, PaperStep)
-    ]
-    return ModelConfig.model_validate(data)
 
 
 def main() -> None:

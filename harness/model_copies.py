@@ -1,13 +1,30 @@
 """Copies of models/ with one model's dynamic batching changed, for the tests and the
-benchmarks that compare a model batched and not."""
+benchmarks that compare a model batched and not; and a config less its steps for
+photographed paper, for those that compare with and without them."""
 
 from __future__ import annotations
 
 import json
 import shutil
 from pathlib import Path
+from typing import get_args
 
 from harness import MODELS_DIR
+from model_api.model_config import ModelConfig, PaperStep
+
+PAPER_OPS = frozenset(
+    get_args(step.model_fields["op"].annotation)[0] for step in PaperStep.__subclasses__()
+)
+"""The `op` of each step for photographed paper (model_api/paper.py)."""
+
+
+def without_paper_steps(config: ModelConfig) -> ModelConfig:
+    """`config` less its steps for photographed paper, every other step as it is."""
+    data = config.model_dump()
+    data["preprocess"] = [
+        step.model_dump() for step in config.preprocess if not isinstance(step, PaperStep)
+    ]
+    return ModelConfig.model_validate(data)
 
 
 def shipped_batching(model: str) -> dict | None:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from harness.metrics import metric
-from harness.model_copies import copy_with_batching
+from harness.model_copies import PAPER_OPS, copy_with_batching
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER_STARTED = "Application startup complete"  # uvicorn logs it once per worker
@@ -131,9 +131,6 @@ def models_with_batching(model: str, batching: dict | None) -> Path:
     if importlib.util.find_spec("cv2") is None:
         without_paper_steps(dest / model / "config.json")
     return dest
-
-
-PAPER_OPS = ("even_light", "drop_surroundings", "remove_rules", "keep_digit")
 
 
 def without_paper_steps(path: Path) -> None:

@@ -11,24 +11,19 @@ from PIL import Image
 from pydantic import ValidationError
 
 from harness.images import MODELS_DIR, drawn_digit_seven
+from harness.model_copies import without_paper_steps
 from model_api import paper, preprocess
 from model_api.model_config import (
     DropSurroundingsStep,
     EvenLightStep,
     KeepDigitStep,
     ModelConfig,
-    PaperStep,
     RemoveRulesStep,
     load_model_config,
 )
 
 SHIPPED = load_model_config(MODELS_DIR, "mnist")
-MNIST = ModelConfig.model_validate(
-    {
-        **SHIPPED.model_dump(),
-        "preprocess": [s.model_dump() for s in SHIPPED.preprocess if not isinstance(s, PaperStep)],
-    }
-)
+MNIST = without_paper_steps(SHIPPED)
 """The shipped mnist config less the paper steps: the pipeline they are added to here."""
 EVEN_LIGHT = EvenLightStep(op="even_light")
 DROP_SURROUNDINGS = DropSurroundingsStep(op="drop_surroundings")

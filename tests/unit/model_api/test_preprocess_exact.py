@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from PIL import Image, ImageOps
 
 from harness.images import MODELS_DIR
+from harness.model_copies import without_paper_steps
 from model_api import preprocess as new
 from model_api.errors import NoContentError
 from model_api.model_config import (
@@ -35,7 +36,6 @@ from model_api.model_config import (
     InvertIfLightBackgroundStep,
     ModelConfig,
     NormalizeStep,
-    PaperStep,
     RejectBlankStep,
     ResizeStep,
     load_model_config,
@@ -168,18 +168,10 @@ def preprocess(image: Image.Image, config: ModelConfig) -> np.ndarray:
 # --- End of the reference. -------------------------------------------------------------------
 
 
-def _without_paper_steps(config: ModelConfig) -> ModelConfig:
-    """`config` less the steps for photographed paper (model_api/paper.py): they came after the
-    rewrite, so the reference has nothing to compare them with (test_paper_steps.py does)."""
-    data = config.model_dump()
-    data["preprocess"] = [
-        step.model_dump() for step in config.preprocess if not isinstance(step, PaperStep)
-    ]
-    return ModelConfig.model_validate(data)
-
-
-MNIST = _without_paper_steps(load_model_config(MODELS_DIR, "mnist"))
-LEUKEMIA = _without_paper_steps(load_model_config(MODELS_DIR, "leukemia"))
+# The steps for photographed paper came after the rewrite, so the reference has nothing to
+# compare them with (test_paper_steps.py tests them).
+MNIST = without_paper_steps(load_model_config(MODELS_DIR, "mnist"))
+LEUKEMIA = without_paper_steps(load_model_config(MODELS_DIR, "leukemia"))
 
 
 def _config(name: str, mode: str, size: tuple[int, int], steps: list[dict]) -> ModelConfig:
