@@ -7,10 +7,10 @@ import asyncio
 
 import httpx
 import pytest
-from starlette.requests import Request
 from urllib3 import encode_multipart_formdata
 
 from harness.images import UPLOAD_PNG
+from harness.raw_http import upload_request
 from mlserve_common.runtime import image_upload
 from mlserve_common.runtime.errors import MLServeError
 from mlserve_common.runtime.image_upload import read_image_bytes, single_file
@@ -116,32 +116,10 @@ CASES = {
 }
 
 
-def request_for(body: bytes, content_type: str) -> Request:
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": "/predict",
-        "headers": [
-            (b"content-type", content_type.encode()),
-            (b"content-length", str(len(body)).encode()),
-        ],
-    }
-    sent = False
-
-    async def receive() -> dict:
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return Request(scope, receive)
-
-
 def read(body: bytes, content_type: str) -> bytes | str:
     """What read_image_bytes answers: the bytes, or the error's code and message."""
     try:
-        return asyncio.run(read_image_bytes(request_for(body, content_type), 10 * 2**20))
+        return asyncio.run(read_image_bytes(upload_request([body], content_type), 10 * 2**20))
     except MLServeError as exc:
         return f"{exc.code}: {exc}"
 

@@ -22,9 +22,9 @@ from unittest import mock
 import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
-from starlette.requests import Request
 
 from harness.images import UPLOAD_PNG
+from harness.raw_http import upload_request
 from mlserve_common.runtime import image_upload
 from mlserve_common.runtime.errors import MLServeError
 from mlserve_common.runtime.image_upload import FAST_PATH_MAX_BYTES, read_image_bytes, single_file
@@ -37,27 +37,6 @@ BIG = FAST_PATH_MAX_BYTES + 1
 Answer = tuple[int, bytes | str]
 
 
-def request_for(chunks: list[bytes], content_type: str) -> Request:
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": "/predict",
-        "headers": [
-            (b"content-type", content_type.encode()),
-            (b"content-length", str(sum(map(len, chunks))).encode()),
-        ],
-    }
-    messages = [
-        {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
-        for i, chunk in enumerate(chunks)
-    ]
-
-    async def receive() -> dict:
-        return messages.pop(0) if messages else {"type": "http.disconnect"}
-
-    return Request(scope, receive)
-
-
 @pytest.fixture
 def runner() -> Iterator[asyncio.Runner]:
     with asyncio.Runner() as runner:
@@ -67,7 +46,7 @@ def runner() -> Iterator[asyncio.Runner]:
 def answer(runner: asyncio.Runner, chunks: list[bytes], content_type: str) -> Answer:
     """What the client gets: (200, the image) or (the error's status, its code and message)."""
     try:
-        return 200, runner.run(read_image_bytes(request_for(chunks, content_type), LIMIT))
+        return 200, runner.run(read_image_bytes(upload_request(chunks, content_type), LIMIT))
     except MLServeError as exc:
         return exc.status_code, f"{exc.code}: {exc}"
 
