@@ -6,12 +6,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from mlserve_common.runtime import cores
 from mlserve_common.runtime.http_limits import HttpLimitSettings
-from mlserve_common.wire.redis_pipe import checked_redis_url
+from mlserve_common.wire.redis_pipe import RedisUrl
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,7 +36,7 @@ class Settings(HttpLimitSettings):
     """Address to listen on (`0.0.0.0` inside a container)."""
     port: int = 8000
     """Port to listen on."""
-    redis_url: str = "redis://127.0.0.1:6380/0"
+    redis_url: RedisUrl = "redis://127.0.0.1:6380/0"
     """Where the prediction cache lives; empty disables caching."""
     cache_ttl_seconds: int = Field(7 * 24 * 3600, gt=0)
     """How long a cached prediction lives."""
@@ -84,11 +84,6 @@ class Settings(HttpLimitSettings):
     thread."""
     log_level: str = "info"
     """Python logging level."""
-
-    @field_validator("redis_url")
-    @classmethod
-    def _redis_url(cls, url: str) -> str:
-        return checked_redis_url(url) if url else url
 
     @model_validator(mode="after")
     def _split_the_cores(self) -> Settings:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from mlserve_common.runtime import cores
 from mlserve_common.runtime.http_limits import HttpLimitSettings
-from mlserve_common.wire.redis_pipe import checked_redis_url
+from mlserve_common.wire.redis_pipe import RedisUrl
 
 
 class Settings(HttpLimitSettings):
@@ -47,7 +47,7 @@ class Settings(HttpLimitSettings):
     model_api_pool_size: int = Field(256, ge=1)
     """Connections each gateway worker keeps to model_api; a request waits for a free one
     (up to the timeout), and past that gets 503 with Retry-After."""
-    redis_url: str = ""
+    redis_url: RedisUrl = ""
     """model_api's cache (the same URL). When set, the gateway answers repeated images from
     it itself, read-only, without the hop to model_api; empty: every request is forwarded."""
     redis_timeout_seconds: float = Field(0.5, gt=0)
@@ -94,11 +94,6 @@ class Settings(HttpLimitSettings):
     """Log every request (off: a log line costs about as much as forwarding a cache hit)."""
     log_level: str = "info"
     """Python logging level."""
-
-    @field_validator("redis_url")
-    @classmethod
-    def _redis_url(cls, url: str) -> str:
-        return checked_redis_url(url) if url else url
 
     @model_validator(mode="after")
     def _plain_http_to_model_api(self) -> Settings:

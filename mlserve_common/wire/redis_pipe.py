@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from typing import Annotated
 from urllib.parse import unquote, urlsplit
 
 import hiredis
+from pydantic import AfterValidator
 
 from mlserve_common.stdlib_only.resp import command
 
@@ -46,6 +48,14 @@ def checked_redis_url(url: str) -> str:
         raise ValueError(f"the Redis database is a number (redis://host:port/0), not {database!r}")
     parts.port  # noqa: B018 - raises ValueError on a port that is not a number or out of range
     return url
+
+
+def _checked_or_empty(url: str) -> str:
+    return checked_redis_url(url) if url else url
+
+
+RedisUrl = Annotated[str, AfterValidator(_checked_or_empty)]
+"""A setting's Redis URL: `checked_redis_url`, or empty (no Redis)."""
 
 
 class RedisPipeError(OSError):
