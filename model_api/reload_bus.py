@@ -152,6 +152,7 @@ class ReloadBus:
                     await self._catch_up()
                     kept = time.monotonic()
                     while True:
+                        raise_if_cancelled()
                         message = await channel.get_message(
                             ignore_subscribe_messages=True, timeout=KEEP_SECONDS
                         )
@@ -161,6 +162,7 @@ class ReloadBus:
                             await self.publish_digests(self.current(), only_missing=True)
                             kept = time.monotonic()
             except (RedisError, OSError, TimeoutError) as exc:
+                raise_if_cancelled()
                 log.warning("reload channel lost (%s); trying again", exc)
                 await asyncio.sleep(RETRY_SECONDS)
 
@@ -193,3 +195,12 @@ class ReloadBus:
         for (name, digest), found in zip(served.items(), stored, strict=True):
             if found is not None and found.decode() != digest:
                 await self.refresh(name)
+
+
+def raise_if_cancelled() -> None:
+    """Raise the cancellation of the running task if one was asked for. redis-py can swallow
+    a cancellation that lands while it (re)connects or subscribes: the task then stays
+    `cancelling()` with no CancelledError to come, and a `get_message` loop never ends."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
