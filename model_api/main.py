@@ -15,6 +15,7 @@ from mlserve_common.runtime.server import init_worker
 from model_api import v2_routes
 from model_api.cache import PredictionCache
 from model_api.config import Settings, get_settings
+from model_api.dataplane import DataPlane
 from model_api.repository import ModelRepository
 from model_api.routes import HOT_ROUTES, router
 
@@ -35,11 +36,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await cache.start()
         repository = ModelRepository(settings, cache)
         await repository.start()
-        app.state.repository = repository
+        app.state.dataplane.attach(repository)
         try:
             yield
         finally:
-            app.state.repository = None
+            app.state.dataplane.attach(None)
             await repository.close()
             await cache.close()
 
@@ -50,8 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         telemetry=NO_TELEMETRY,
     )
-    app.state.model_name = settings.model_name
-    app.state.repository = None
+    app.state.dataplane = DataPlane(settings.model_name, settings.max_body_bytes)
     app.state.upload_budget = UploadBudget(settings.max_inflight_body_bytes)
     install_error_handlers(app)
     hot_routes = HOT_ROUTES + v2_routes.HOT_ROUTES

@@ -45,7 +45,7 @@ def mnist(redis_server: RedisServer) -> Iterator[TestClient]:
 
 
 def inferences(client: TestClient) -> int:
-    return client.app.state.repository.default().runner.inference_count
+    return client.app.state.dataplane.repository.default().runner.inference_count
 
 
 def predict(client: TestClient, data: bytes, model: str = "mnist", **params) -> dict:
@@ -205,7 +205,7 @@ def test_a_quick_redis_restart_goes_unnoticed(mnist: TestClient, redis_server: R
     predict(mnist, data)
     redis_server.restart()  # faster than the monitor's ping: pooled connections are now stale
     assert predict(mnist, data)["cached"] is True
-    assert mnist.app.state.repository.cache.errors == 0
+    assert mnist.app.state.dataplane.repository.cache.errors == 0
 
 
 def test_cache_disabled_when_no_redis_url() -> None:
@@ -220,7 +220,7 @@ def test_while_redis_is_down_requests_do_not_touch_it(tmp_path) -> None:
         for size in range(100, 105):
             assert predict(client, encode(drawn_digit_seven(size)))["cached"] is False
         # degraded from the start: no request tried Redis (each attempt would count an error)
-        assert client.app.state.repository.cache.errors == 0
+        assert client.app.state.dataplane.repository.cache.errors == 0
         assert client.get("/health/ready").json()["cache"] == "degraded"
 
 
@@ -245,7 +245,7 @@ def test_a_bad_image_in_a_batch_fails_alone(tmp_path, redis_server: RedisServer)
         answers = post_concurrently(client, bodies)
         assert [a.status_code for a in answers] == [200] * len(good) + [400]
         assert [a.json()["label"] for a in answers[:-1]] == [label for _, label in good]
-        sizes = client.app.state.repository.default().runner.inference_count
+        sizes = client.app.state.dataplane.repository.default().runner.inference_count
     assert sizes == len(good)
 
 
