@@ -56,7 +56,15 @@ class DecodeLimits:
 
 
 class Predictor:
-    """Answers one image at a time, as the final JSON bytes of a `PredictResponse`."""
+    """Answers one image at a time, as the final JSON bytes of a `PredictResponse`, and V2
+    requests as rows of probabilities. Read top-down:
+
+    `predict` / `infer_v2`: the cache, shared by identical concurrent misses (`SingleFlight`)
+      -> `_infer_image`: the header read, then `_alone` or `_batched`
+      -> `_on_lane`: tiny on the event loop, large in its own threads, the rest in threads
+      -> the stages `_decode_preprocess(_infer)`, then `_encode` (the cache keeps its bytes);
+    and `_store_late`: an answer inferred after its client left still goes to the cache.
+    """
 
     def __init__(
         self,
@@ -178,7 +186,7 @@ class Predictor:
 
     async def _v2_images(self, key: str, images: list[bytes]) -> tuple[bytes, dict[str, float]]:
         one_row = lambda row: self._encode_v2(row[None])  # noqa: E731
-        late = self._late_store(key, one_row) if len(images) == 1 else None
+        late = self._store_late(key, one_row) if len(images) == 1 else None
         results = await asyncio.gather(*(self._infer_image(image, late) for image in images))
         rows = np.stack([row for row, _ in results])
         return self._encode_v2(rows), results[0][1] if len(results) == 1 else {}
@@ -203,47 +211,71 @@ class Predictor:
 
     async def _compute(self, key: str, image: bytes, sha256: str) -> tuple[bytes, dict[str, float]]:
         encode = lambda row: self._encode(row, sha256)  # noqa: E731
-        row, timings = await self._infer_image(image, self._late_store(key, encode))
+        row, timings = await self._infer_image(image, self._store_late(key, encode))
         return encode(row), timings
 
+    # One image: decode -> preprocess -> (batch) -> infer, on the lane its size picks.
     async def _infer_image(
         self, image: bytes, late: Callable[[np.ndarray], None] | None
     ) -> tuple[np.ndarray, dict[str, float]]:
-        """One encoded image's row of probabilities, and the time each stage took."""
+        """One encoded image's row of probabilities, and the time each stage took. Its
+        header is read here, on the event loop: decode's first step, where the image's size
+        and the memory its decode will take are checked against the limits."""
         start = time.perf_counter()
         opened = open_image(image, self.limits.max_pixels, self.limits.max_bytes, self.target)
         header_ms = _ms(start)
         if self.batcher is None:
-            row, timings = await self._work(self._infer_alone, opened, late)
+            row, timings = await self._alone(opened, late)
         else:
-            with self.batcher.expecting() as announcement:
-                tensor, timings = await self._work(self._prepare, opened, None)
-                start = time.perf_counter()
-                row = await self.batcher.infer(
-                    tensor, announcement, late=late, inline=self._tiny(opened)
-                )
-            timings["inference_ms"] = _ms(start)  # includes the wait for batch-mates
+            row, timings = await self._batched(opened, late)
         timings["decode_ms"] += header_ms
         return row, timings
 
-    def _tiny(self, opened: Image.Image) -> bool:
-        """Small enough to be worked on the event loop: the hop to a thread and back would
-        cost more than its work."""
-        return opened.width * opened.height <= self.limits.inline_pixels
+    async def _alone(
+        self, opened: Image.Image, late: Callable[[np.ndarray], None] | None
+    ) -> tuple[np.ndarray, dict[str, float]]:
+        """Unbatched: decode, preprocess and infer in one go, on the image's lane."""
+        return await self._on_lane(self._decode_preprocess_infer, opened, late)
 
-    async def _work(
+    async def _batched(
+        self, opened: Image.Image, late: Callable[[np.ndarray], None] | None
+    ) -> tuple[np.ndarray, dict[str, float]]:
+        """Batched: decode and preprocess on the image's lane, then infer in one session run
+        with the images queued meanwhile (the batcher knows this one is coming, so it waits
+        for it while it is decoded)."""
+        assert self.batcher is not None
+        with self.batcher.expecting() as announcement:
+            tensor, timings = await self._on_lane(self._decode_preprocess, opened, None)
+            start = time.perf_counter()
+            row = await self.batcher.infer(
+                tensor, announcement, late=late, inline=self._tiny(opened)
+            )
+        timings["inference_ms"] = _ms(start)  # includes the wait for batch-mates
+        return row, timings
+
+    async def _on_lane(
         self,
         work: Callable[[Image.Image], T],
         opened: Image.Image,
         late: Callable[[np.ndarray], None] | None,
     ) -> T:
-        """`work(opened)`: on the event loop for a tiny image, else in a thread, large
-        decodes in their own lane."""
+        """`work(opened)` on the lane the image's size picks:
+        - tiny (`inline_max_pixels`): on the event loop, where the hop to a thread and back
+          would cost more than the work;
+        - large (a decode over `large_decode_bytes`): in the large-decode threads, so that
+          large images cannot hold every thread;
+        - otherwise: in the inference threads."""
         if self._tiny(opened):
             return work(opened)
-        large = decode_bytes(opened) > self.limits.large_bytes
-        executor = self.large_executor if large else self.executor
-        return await self._in_thread(executor, work, opened, late)
+        if self._large(opened):
+            return await self._in_thread(self.large_executor, work, opened, late)
+        return await self._in_thread(self.executor, work, opened, late)
+
+    def _tiny(self, opened: Image.Image) -> bool:
+        return opened.width * opened.height <= self.limits.inline_pixels
+
+    def _large(self, opened: Image.Image) -> bool:
+        return decode_bytes(opened) > self.limits.large_bytes
 
     async def _in_thread(
         self,
@@ -252,8 +284,9 @@ class Predictor:
         opened: Image.Image,
         late: Callable[[np.ndarray], None] | None,
     ) -> T:
-        """`work(opened)` in a thread. Cancelled before it starts: dropped. Cancelled while
-        it runs: it finishes, and `late` (if given) stores what it infers."""
+        """`work(opened)` in a thread. The client leaving (cancelled) before it starts: the
+        work is dropped. Leaving while it runs (late): it finishes, and `late` (if given)
+        stores what it infers in the cache."""
         job = executor.submit(self._started, work, opened, time.perf_counter())
         try:
             return await asyncio.wrap_future(job)
@@ -270,7 +303,7 @@ class Predictor:
         self.metrics.queue_seconds.observe(time.perf_counter() - since)
         return work(opened)
 
-    def _late_store(
+    def _store_late(
         self, key: str, encode: Callable[[np.ndarray], bytes]
     ) -> Callable[[np.ndarray], None]:
         """Stores an answer computed after its client left (callable from any thread)."""
@@ -282,8 +315,9 @@ class Predictor:
 
         return store
 
-    def _prepare(self, image: Image.Image) -> tuple[np.ndarray, dict[str, float]]:
-        """Blocking: opened image -> decoded (and shrunk) -> the model's (1, C, H, W) input."""
+    # The stages, blocking: called on the event loop (tiny) or in a thread.
+    def _decode_preprocess(self, image: Image.Image) -> tuple[np.ndarray, dict[str, float]]:
+        """Opened image -> decoded (and shrunk) -> the model's (1, C, H, W) input."""
         start = time.perf_counter()
         decoded = load_image(image, self.target)
         decode_ms = _ms(start)
@@ -291,9 +325,9 @@ class Predictor:
         tensor = preprocess(decoded, self.runner.config)
         return tensor, {"decode_ms": decode_ms, "preprocess_ms": _ms(start)}
 
-    def _infer_alone(self, image: Image.Image) -> tuple[np.ndarray, dict[str, float]]:
-        """Blocking, in a worker thread: prepare, run the session on this image alone."""
-        tensor, timings = self._prepare(image)
+    def _decode_preprocess_infer(self, image: Image.Image) -> tuple[np.ndarray, dict[str, float]]:
+        """Decode, preprocess, then run the session on this image alone."""
+        tensor, timings = self._decode_preprocess(image)
         start = time.perf_counter()
         row = self.runner.run(tensor)[0]
         timings["inference_ms"] = _ms(start)
