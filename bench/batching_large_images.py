@@ -30,7 +30,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from bench.peers.loadgen import SliceAllocator, run_wrk
+from bench.load.wrk import SliceAllocator, run_wrk
 from bench.peers.mlserve_stack import MLServeStack
 from bench.peers.pack import PACK_DIR, WORK_DIR, Pack, load_pack
 from harness import MODELS_DIR, ROOT

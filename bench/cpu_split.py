@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.peers.loadgen import SliceAllocator, run_wrk
+from bench.load.wrk import SliceAllocator, run_wrk
 from bench.peers.mlserve_stack import SERVICES, MLServeStack
 from bench.peers.pack import WORK_DIR, ensure_pack
 from bench.peers.processes import cpu_seconds, process_tree

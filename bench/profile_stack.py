@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.peers.loadgen import SliceAllocator, run_wrk
+from bench.load.wrk import SliceAllocator, run_wrk
 from bench.peers.mlserve_stack import MLServeStack
 from bench.peers.pack import WORK_DIR, ensure_pack
 from bench.peers.processes import process_tree

@@ -21,20 +21,28 @@ import platform
 import subprocess
 import sys
 import tempfile
+import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from bench.soak_load import run_soak
-from bench.soak_mix import RequestMix
+import psutil
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from bench.load.client import Pool
+from bench.load.open_loop import Outcome, run_open_loop, send
+from bench.soak_mix import Probe, RequestMix, judge, probe_body
 from bench.soak_plot import plot
-from bench.soak_report import summarise, table, windows
+from bench.soak_report import Result, SoakLog, percentile_ms, summarise, table, windows
 from harness.redis_server import RedisServer, free_port, redis_executable
 from harness.services import ServiceProcess, model_api_process
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "soak.json"
 SAMPLES = ROOT / "models" / "mnist" / "samples"
-PACKAGES = ("fastapi", "starlette", "uvicorn", "aiohttp", "redis", "onnxruntime", "numpy", "pillow")
+PACKAGES = ("fastapi", "starlette", "uvicorn", "redis", "onnxruntime", "numpy", "pillow")
+PROGRESS_SECONDS = 10.0
+RSS_SECONDS = 2.0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -118,6 +126,121 @@ def start_stack(stack: ExitStack, workdir: Path) -> tuple[str, dict[str, int], s
         "web_api": gateway.process.pid,
     }
     return f"http://127.0.0.1:{web_port}/predict", pids, redis.url
+
+
+async def pilot(pool: Pool, mix: RequestMix, per_source: int = 3) -> dict[str, list[str]]:
+    """Check that mutated samples keep their label; stop checking labels of sources that don't."""
+    seen: dict[str, list[str]] = {}
+    for source in mix.miss_sources:
+        for _ in range(per_source):
+            probe = mix.miss(source)
+            status, payload, error = await send(pool, source.mutated(probe.serial))
+            label = str(json.loads(payload).get("label")) if status == 200 else f"{status} {error}"
+            seen.setdefault(source.name, []).append(label)
+        source.label_checked = all(label == source.label for label in seen[source.name])
+    return seen
+
+
+def read_rss(pid: int) -> int:
+    """VmRSS of `pid` in bytes (0 once the process is gone)."""
+    try:
+        return psutil.Process(pid).memory_info().rss
+    except psutil.Error:
+        return 0
+
+
+async def cache_size(client: redis.Redis) -> tuple[int, int]:
+    """(keys, used_memory bytes) of Redis; (-1, -1) when it does not answer."""
+    try:
+        memory = await client.info("memory")
+        return await client.dbsize(), memory["used_memory"]
+    except RedisError:
+        return -1, -1
+
+
+async def sample_memory(
+    pids: dict[str, int], redis_url: str, start: float, stop: float, log: SoakLog
+) -> None:
+    """RSS of each service, and what Redis holds, every `RSS_SECONDS` until `stop`.
+
+    Redis's key count and `used_memory` tell its cache filling up apart from a leak.
+    """
+    client = redis.from_url(redis_url, socket_timeout=1, socket_connect_timeout=1)
+    try:
+        for _ in range(int((stop - start) / RSS_SECONDS) + 2):
+            now = time.monotonic()
+            log.rss.append((now - start, {name: read_rss(pid) for name, pid in pids.items()}))
+            log.cache.append((now - start, *await cache_size(client)))
+            if now >= stop:
+                return
+            await asyncio.sleep(RSS_SECONDS)
+    finally:
+        await client.aclose()
+
+
+async def report_progress(start: float, stop: float, rate: float, log: SoakLog) -> None:
+    done = 0
+    for _ in range(int((stop - start) / PROGRESS_SECONDS) + 1):
+        await asyncio.sleep(PROGRESS_SECONDS)
+        now = time.monotonic() - start
+        window = log.results[done:]
+        done = len(log.results)
+        latencies = [r.latency for r in window]
+        unexpected = sum(r.unexpected is not None for r in log.results)
+        rss = (
+            "  ".join(f"{name} {value / 2**20:.0f}M" for name, value in log.rss[-1][1].items())
+            if log.rss
+            else ""
+        )
+        print(
+            f"[{now:6.0f}s] {done:6d} done  "
+            f"{len(window) / PROGRESS_SECONDS:5.1f}/{rate:.0f} req/s  "
+            f"p50 {percentile_ms(latencies, 50)} ms  p99 {percentile_ms(latencies, 99)} ms  "
+            f"unexpected {unexpected}  RSS {rss}  "
+            f"cached keys {log.cache[-1][1] if log.cache else '?'}",
+            flush=True,
+        )
+        if time.monotonic() >= stop:
+            return
+
+
+async def run_soak(
+    url: str,
+    mix: RequestMix,
+    rate: float,
+    duration: float,
+    pids: dict[str, int],
+    redis_url: str,
+    timeout: float,
+) -> tuple[SoakLog, dict[str, list[str]]]:
+    """The open loop of `rate * duration` probes, each answer judged, with RSS and Redis
+    sampled alongside; returns the log and the pilot's labels."""
+    log = SoakLog()
+
+    def record(probe: Probe, outcome: Outcome) -> None:
+        unexpected, cached = judge(probe, outcome.status, outcome.body, outcome.error)
+        sent, lag, latency, status = outcome.sent, outcome.lag, outcome.latency, outcome.status
+        log.results.append(
+            Result(probe.kind, probe.name, sent, lag, latency, status, cached, unexpected)
+        )
+
+    pool = Pool(url, "application/octet-stream", timeout)
+    try:
+        pilot_labels = await pilot(pool, mix)
+        start = time.monotonic()
+        watchers = [
+            asyncio.create_task(sample_memory(pids, redis_url, start, start + duration, log)),
+            asyncio.create_task(report_progress(start, start + duration, rate, log)),
+        ]
+        log.abandoned = await run_open_loop(
+            pool, start, rate, duration, mix.next, probe_body, record
+        )
+        for task in watchers:
+            task.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)
+    finally:
+        pool.close()
+    return log, pilot_labels
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,8 @@
-"""The soak's request mix: cache hits, unique misses and bad inputs, with their expected answers."""
+"""The soak's request mix: cache hits, unique misses and bad inputs, and how to judge answers."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import random
@@ -68,6 +69,35 @@ def bad_inputs(png: bytes, rng: random.Random) -> list[tuple[str, bytes, int]]:
         ("truncated png", png[: len(png) // 2], 400),
         ("pdf", b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog >>\nendobj\n%%EOF\n", 415),
     ]
+
+
+def judge(
+    probe: Probe, status: int | None, payload: bytes, error: str | None
+) -> tuple[str | None, bool | None]:
+    """(why the answer is wrong or None, the `cached` flag when there is one)."""
+    if error:
+        return error, None
+    if status != probe.expect_status:
+        return f"status {status} (expected {probe.expect_status}): {payload[:120]!r}", None
+    try:
+        answer = json.loads(payload)
+    except ValueError:
+        return f"status {status} with a body that is not JSON: {payload[:120]!r}", None
+    if probe.expect_status != 200:
+        return (
+            None if "error" in answer else f"4xx without an error field: {payload[:120]!r}"
+        ), None
+    cached = answer.get("cached")
+    if probe.expect_label is not None and str(answer.get("label")) != probe.expect_label:
+        return f"label {answer.get('label')!r} (expected {probe.expect_label!r})", cached
+    return None, cached
+
+
+async def probe_body(probe: Probe) -> bytes:
+    """The bytes to send: a miss encodes its fresh image in a thread, off the event loop."""
+    if probe.source is None:
+        return probe.body
+    return await asyncio.to_thread(probe.source.mutated, probe.serial)
 
 
 class RequestMix:

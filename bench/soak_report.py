@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass, field
 
 import numpy as np
-
-from bench.soak_load import SoakLog, percentile_ms
 
 KINDS = ("hit", "miss", "bad")
 WINDOW_SECONDS = 10.0
@@ -14,6 +13,34 @@ RSS_WINDOW_SECONDS = 60.0
 """Growth compares the mean RSS of the first minute after warm-up with that of the last minute."""
 RSS_GROWTH_LIMIT = 0.10
 EXAMPLES = 10
+
+
+@dataclass
+class Result:
+    """One request as seen by the client; `sent` and `lag` are seconds from the start."""
+
+    kind: str
+    name: str
+    sent: float
+    lag: float  # how late the request's task began versus its schedule (the generator keeping up)
+    latency: float
+    status: int | None
+    cached: bool | None
+    unexpected: str | None  # why the answer was wrong; None when it was right
+
+
+@dataclass
+class SoakLog:
+    """Everything measured during the run, appended to as it happens."""
+
+    results: list[Result] = field(default_factory=list)
+    rss: list[tuple[float, dict[str, int]]] = field(default_factory=list)  # (t, {service: bytes})
+    cache: list[tuple[float, int, int]] = field(default_factory=list)  # (t, keys, used_memory)
+    abandoned: int = 0  # still unanswered when the drain ended
+
+
+def percentile_ms(latencies: list[float], q: float) -> float | None:
+    return round(float(np.percentile(latencies, q)) * 1000, 2) if latencies else None
 
 
 def class_figures(results: list, kind: str) -> dict:

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from importlib import metadata
 
-from bench.peers.loadgen import wrk_version
+from bench.load.wrk import wrk_version
 from bench.peers.processes import ROOT
 from bench.peers.targets import BENTOML_VENV, LITSERVE_VENV
 

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.peers.loadgen import LoadError, Slice, SliceAllocator, run_wrk
+from bench.load.wrk import LoadError, Slice, SliceAllocator, run_wrk
 from bench.peers.machine import steal_seconds
 from bench.peers.pack import Pack
 from bench.peers.processes import StartError, cpu_seconds

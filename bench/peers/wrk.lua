@@ -11,7 +11,7 @@
 --                checks the two byte for byte)
 -- A thread that has sent its whole share starts again from its first PNG and counts a wrap:
 -- for a cache that is a hit, so the caller sizes slices to never wrap and checks `wrapped`.
--- done() prints one JSON line, prefixed "WRK_JSON ", for bench/peers/loadgen.py.
+-- done() prints one JSON line, prefixed "WRK_JSON ", for bench/load/wrk.py.
 
 local BOUNDARY = "mlserve-bench-7f3a9c2e41d5"
 local PREFIX = "--" .. BOUNDARY .. "\r\n"

@@ -29,11 +29,11 @@ import sys
 import time
 from pathlib import Path
 
-import loadgen
 import ort_bench
 import served
 from summary import print_summary
 
+from bench.load.closed_loop import LoadPlan, run_load
 from harness.model_copies import shipped_batching
 
 ROOT = served.ROOT
@@ -252,10 +252,8 @@ class Check:
                 self.fail(
                     f"model_api x{workers} runs on {server.ready.get('provider')}, not {wanted}"
                 )
-            plan = loadgen.LoadPlan(
-                host="127.0.0.1",
-                port=server.port,
-                path=f"/v1/models/{self.model}/predict",
+            plan = LoadPlan(
+                url=f"http://127.0.0.1:{server.port}/v1/models/{self.model}/predict",
                 clients=args.clients,
                 processes=args.client_processes,
                 warmup_s=args.warmup,
@@ -266,7 +264,7 @@ class Check:
             )
             sampler = gpu_utilisation_sampler() if self.gpu else None
             try:
-                row.update(loadgen.run_load(plan))
+                row.update(run_load(plan))
             finally:
                 row["gpu"] = gpu_utilisation(sampler)
             runs = served.metric_total(server.port, "mlserve_batch_size_count")

@@ -1,7 +1,7 @@
 """Closed-loop HTTP load: N keep-alive clients spread over a few processes, each posting
 unique PNGs as fast as answers come back. Standard library, numpy and Pillow only, so that
-it runs on a host without a package index; raw HTTP/1.1 on asyncio streams keeps a client's
-cost near 100 µs a request, so a few processes outrun one model_api."""
+it runs on a host without a package index (scripts/gpu/check.py); a few processes of the
+raw client outrun one model_api."""
 
 from __future__ import annotations
 
@@ -20,15 +20,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from bench.load.client import ERRORS, REQUEST_TIMEOUT_S, Connection
+
 TIMING_FIELDS = ("decode_ms", "preprocess_ms", "inference_ms", "total_ms")
-REQUEST_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
 class LoadPlan:
-    host: str
-    port: int
-    path: str
+    url: str
     clients: int
     processes: int
     warmup_s: float
@@ -88,32 +87,8 @@ def make_pngs(first: int, count: int, seed: int) -> list[bytes]:
     return pngs
 
 
-async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
-    """Status, body and whether the server will close: Content-Length or chunked bodies."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head[9:12])
-    length, chunked, close = 0, False, False
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        name = name.strip().lower()
-        if name == b"content-length":
-            length = int(value)
-        elif name == b"transfer-encoding":
-            chunked = b"chunked" in value.lower()
-        elif name == b"connection":
-            close = b"close" in value.lower()
-    if not chunked:
-        return status, await reader.readexactly(length), close
-    parts = []
-    while True:
-        size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-        parts.append(await reader.readexactly(size + 2))
-        if size == 0:
-            return status, b"".join(parts), close
-
-
 class ClientStats:
-    """What one process saw inside the measured window."""
+    """What one process saw inside the measured window; it goes back to `run_load` whole."""
 
     def __init__(self) -> None:
         self.latencies_ms: list[float] = []
@@ -125,6 +100,9 @@ class ClientStats:
         self.late = 0  # answers that came after the window closed (not measured)
         self.slowest_ms = 0.0  # of every answer, warm-up and late ones included
         self.timings = dict.fromkeys(TIMING_FIELDS, 0.0)
+        self.images_reused = 0
+        self.cpu_share = 0.0  # of one core, over the whole run
+        self.server: dict = {}  # rank 0: the server's processes and CPU use (server_cpu)
 
     def record(self, status: int, body: bytes, latency_ms: float) -> None:
         self.latencies_ms.append(latency_ms)
@@ -151,11 +129,7 @@ async def one_client(
     """Post images[offset], images[offset + step]… until the window ends; what was sent
     inside the window (after the warm-up) is measured."""
     measure_from, stop_at = start + plan.warmup_s, start + plan.warmup_s + plan.duration_s
-    head = (
-        f"POST {plan.path} HTTP/1.1\r\nHost: {plan.host}:{plan.port}\r\n"
-        "Content-Type: image/png\r\nContent-Length: "
-    ).encode()
-    connection = None
+    connection = Connection(plan.url, "image/png")
     index = offset
     while time.monotonic() < stop_at:
         body = images[index % len(images)]
@@ -163,15 +137,8 @@ async def one_client(
         sent = time.monotonic()
         stats.sent += 1
         try:
-            if connection is None:
-                connection = await asyncio.open_connection(plan.host, plan.port)
-            reader, writer = connection
-            writer.write(head + str(len(body)).encode() + b"\r\n\r\n" + body)
-            status, answer, close = await asyncio.wait_for(read_response(reader), REQUEST_TIMEOUT_S)
-        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
-            if connection is not None:
-                connection[1].close()
-            connection = None
+            status, answer = await connection.post(body)
+        except ERRORS as exc:
             if sent < measure_from:
                 stats.warmup_failures += 1
             else:
@@ -183,16 +150,12 @@ async def one_client(
         if done > stop_at:
             stats.late += 1
         stats.slowest_ms = max(stats.slowest_ms, (done - sent) * 1000)
-        if close:
-            connection[1].close()
-            connection = None
         if measure_from <= sent:
             stats.record(status, answer, (done - sent) * 1000)
         elif status != 200:
             stats.warmup_failures += 1
             stats.error(f"HTTP {status} in the warm-up: {answer[:200]!r}")
-    if connection is not None:
-        connection[1].close()
+    connection.close()
 
 
 def client_process(plan: LoadPlan, rank: int, barrier, results) -> None:  # noqa: ANN001
@@ -203,31 +166,18 @@ def client_process(plan: LoadPlan, rank: int, barrier, results) -> None:  # noqa
     barrier.wait()
     start, cpu_start = time.monotonic(), time.process_time()
     stats = ClientStats()
-    server: dict = {}
 
     async def main() -> None:
         tasks = [one_client(plan, images, i, clients, start, stats) for i in range(clients)]
         if rank == 0 and plan.server_pid:
-            tasks.append(server_cpu(plan, start, server))
+            tasks.append(server_cpu(plan, start, stats.server))
         await asyncio.gather(*tasks)
 
     asyncio.run(main())
     wall, cpu = time.monotonic() - start, time.process_time() - cpu_start
-    results.put(
-        {
-            "latencies_ms": stats.latencies_ms,
-            "statuses": dict(stats.statuses),
-            "errors": stats.errors,
-            "cached": stats.cached,
-            "timings": stats.timings,
-            "warmup_failures": stats.warmup_failures,
-            "late": stats.late,
-            "slowest_ms": stats.slowest_ms,
-            "images_reused": max(0, stats.sent - len(images)),
-            "cpu_share": cpu / wall if wall else 0.0,
-            "server": server,
-        }
-    )
+    stats.cpu_share = cpu / wall if wall else 0.0
+    stats.images_reused = max(0, stats.sent - len(images))
+    results.put(stats)
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -249,16 +199,16 @@ def run_load(plan: LoadPlan) -> dict:
         worker.start()
     # each process first makes its images (a few seconds), then loads for warm-up + duration
     wait_s = 60 + plan.warmup_s + plan.duration_s + REQUEST_TIMEOUT_S
-    parts = [results.get(timeout=wait_s) for _ in workers]
+    parts: list[ClientStats] = [results.get(timeout=wait_s) for _ in workers]
     for worker in workers:
         worker.join(timeout=10)
-    latencies = sorted(v for part in parts for v in part["latencies_ms"])
+    latencies = sorted(v for part in parts for v in part.latencies_ms)
     statuses: Counter[str] = Counter()
     for part in parts:
-        statuses.update(part["statuses"])
+        statuses.update(part.statuses)
     ok = statuses.get("200", 0)
     timings = {
-        field: round(sum(p["timings"][field] for p in parts) / ok, 3) if ok else None
+        field: round(sum(p.timings[field] for p in parts) / ok, 3) if ok else None
         for field in TIMING_FIELDS
     }
     return {
@@ -269,13 +219,13 @@ def run_load(plan: LoadPlan) -> dict:
         "requests": len(latencies),
         "ok": ok,
         "errors": sum(statuses.values()) - ok,
-        "warmup_failures": sum(part["warmup_failures"] for part in parts),
-        "late_answers": sum(part["late"] for part in parts),
-        "slowest_ms": round(max(part["slowest_ms"] for part in parts), 1),
+        "warmup_failures": sum(part.warmup_failures for part in parts),
+        "late_answers": sum(part.late for part in parts),
+        "slowest_ms": round(max(part.slowest_ms for part in parts), 1),
         "statuses": dict(statuses),
-        "error_samples": [e for part in parts for e in part["errors"]][:5],
-        "cached_answers": sum(part["cached"] for part in parts),
-        "images_reused": sum(part["images_reused"] for part in parts),
+        "error_samples": [e for part in parts for e in part.errors][:5],
+        "cached_answers": sum(part.cached for part in parts),
+        "images_reused": sum(part.images_reused for part in parts),
         "requests_per_s": round(ok / plan.duration_s, 1),
         "latency_ms": {
             "p50": round(percentile(latencies, 0.50), 2),
@@ -285,6 +235,6 @@ def run_load(plan: LoadPlan) -> dict:
             "mean": round(statistics.fmean(latencies), 2) if latencies else None,
         },
         "server_timings_mean_ms": timings,
-        "client_cpu_share_max": round(max(part["cpu_share"] for part in parts), 2),
-        **next((part["server"] for part in parts if part["server"]), {}),
+        "client_cpu_share_max": round(max(part.cpu_share for part in parts), 2),
+        **next((part.server for part in parts if part.server), {}),
     }

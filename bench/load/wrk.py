@@ -1,4 +1,4 @@
-"""Drive one URL with wrk and wrk.lua for a fixed time; return its figures as a dict.
+"""Drive one URL with wrk and bench/peers/wrk.lua for a fixed time; return its figures as a dict.
 
 wrk runs with one thread by default: one LuaJIT thread drives well over 10k req/s here,
 several times what any server on this machine answers, and every extra thread would
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bench.peers.pack import Pack
 
-WRK_SCRIPT = Path(__file__).with_name("wrk.lua")
+WRK_SCRIPT = Path(__file__).resolve().parents[1] / "peers" / "wrk.lua"
 SOCKET_TIMEOUT_S = 10
 SOCKET_ERRORS = ("connect_errors", "read_errors", "write_errors", "timeouts")
 
