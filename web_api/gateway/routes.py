@@ -120,22 +120,18 @@ async def predict_with_model(request: Request, model_name: str) -> Response:
     return await _forward_image(request, model_name)
 
 
-V2_OPEN = ("/v2", "/v2/health/live", "/v2/health/ready")
-"""V2 routes anyone may call; the others need the API key, when one is set."""
 _RAW_PATH = re.compile(rb"/v2(/[\x21-\x7e]*)?")
 
 
 async def forward_v2(request: Request, **_: str) -> Response:
     """Any `/v2` request (Open Inference Protocol), passed to model_api unchanged: method,
     path and query exactly as the client sent them, the body, and the headers the protocol
-    uses (also answered by `HotPath`)."""
+    uses. Its routes, below and in HOT_ROUTES, say which need the API key."""
     settings: Settings = request.app.state.settings
     client: ModelApiClient = request.app.state.model_client
     raw_path, query = request.scope["raw_path"], request.scope["query_string"]
     if not _RAW_PATH.fullmatch(raw_path) or any(c <= 0x20 or c > 0x7E for c in query):
         raise UnknownRouteError("no such V2 route")
-    if request.url.path not in V2_OPEN:
-        await require_api_key(request)
     target = raw_path.decode("ascii") + ("?" + query.decode("ascii") if query else "")
     headers = {REQUEST_ID_HEADER: request.state.request_id}
     for name in ("content-type", v2_wire.HEADER_LENGTH):
@@ -164,9 +160,9 @@ HOT_ROUTES = [
         guard=require_api_key,
         openapi=PREDICT,
     ),
-    # The V2 routes are FastAPI's /v2 catch-all below; forward_v2 knows which are open.
-    HotRoute("/v2/models/{model_name}/infer", forward_v2),
-    HotRoute("/v2/models/{model_name}/versions/{version}/infer", forward_v2),
+    # Declared in FastAPI's table by the protected /v2 catch-all below.
+    HotRoute("/v2/models/{model_name}/infer", forward_v2, guard=require_api_key),
+    HotRoute("/v2/models/{model_name}/versions/{version}/infer", forward_v2, guard=require_api_key),
 ]
 
 
@@ -176,13 +172,21 @@ async def index() -> RedirectResponse:
 
 
 # One decorator per method and path: a multi-method route would give OpenAPI one operation
-# id twice.
+# id twice. Server metadata and health are open, as in KServe and Triton; the rest needs the
+# key. FastAPI tries routes in order: the open ones come first.
 @router.get("/v2", tags=["v2"], operation_id="v2_server_metadata")
-@router.get("/v2/{route:path}", tags=["v2"], operation_id="v2_get")
-@router.post("/v2/{route:path}", tags=["v2"], operation_id="v2_post")
+@router.get("/v2/health/live", tags=["v2"], operation_id="v2_server_live")
+@router.get("/v2/health/ready", tags=["v2"], operation_id="v2_server_ready")
+async def v2_open(request: Request) -> Response:
+    """The Open Inference Protocol's server metadata and health, passed through."""
+    return await forward_v2(request)
+
+
+@protected.get("/v2/{route:path}", tags=["v2"], operation_id="v2_get")
+@protected.post("/v2/{route:path}", tags=["v2"], operation_id="v2_post")
 async def v2(request: Request) -> Response:
-    """The Open Inference Protocol (KServe V2) of model_api, passed through: health, server
-    and model metadata, inference (JSON or binary tensors), the model repository."""
+    """The Open Inference Protocol (KServe V2) of model_api, passed through: model metadata,
+    inference (JSON or binary tensors), the model repository."""
     return await forward_v2(request)
 
 
