@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from harness.images import samples
+from harness.route_table import method_paths
 from harness.services import ServiceProcess
 from tests.integration.web_api.in_process import gateway
 from web_api.gateway.routes import HOT_ROUTES
@@ -60,31 +61,9 @@ PROBES = {
 }
 
 
-def _routes(routes) -> list:
-    """The app's routes, with included routers opened (FastAPI keeps them whole)."""
-    found = []
-    for route in routes:
-        inner = getattr(route, "original_router", None)
-        if inner is not None:
-            found += _routes(inner.routes)
-        elif hasattr(route, "path") and hasattr(route, "methods"):
-            found.append(route)
-        else:
-            raise AssertionError(f"a route of an unknown kind: {route!r}")
-    return found
-
-
-def _table(app) -> set[tuple[str, str]]:
-    """(method, path template) of every route FastAPI or HotPath answers."""
-    table = {(m, r.path) for r in _routes(app.routes) for m in r.methods if m != "HEAD"}
-    table |= {("HEAD", r.path) for r in _routes(app.routes) if r.methods == {"HEAD"}}
-    table |= {("POST", r.path) for r in HOT_ROUTES}
-    return table
-
-
 def test_every_route_is_either_open_or_checked(model_api: ServiceProcess) -> None:
     with gateway(model_api, api_key=KEY) as client:
-        table = _table(client.app)
+        table = method_paths(client.app, HOT_ROUTES)
     unknown = table - set(OPEN) - set(PROBES)
     assert not unknown, f"routes on neither list (add them to OPEN or PROBES): {unknown}"
     gone = (set(OPEN) | set(PROBES)) - table
