@@ -34,6 +34,7 @@ from harness.hostile import (
 )
 from harness.images import encode, samples
 from harness.metrics import metric
+from harness.net import port_of
 from harness.services import TEST_WORKERS, RunningServices, running_services
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -100,7 +101,7 @@ def keep_alive_edges(url: str, total: int, per_round: int, pause: float, spread:
 
 
 def big_header(stack: RunningServices) -> dict:
-    port = int(stack.url.rsplit(":", 1)[1])
+    port = port_of(stack.url)
     parts = [b"POST /predict HTTP/1.1\r\nHost: x\r\nX-Big: "] + [b"a" * MB] * 128 + [b"\r\n\r\n"]
     health_ms: list[float] = []
     with ThreadPoolExecutor(1) as pool:

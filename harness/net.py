@@ -28,3 +28,8 @@ def process_tree_rss(pid: int) -> int:
         with contextlib.suppress(psutil.NoSuchProcess):
             total += process.memory_info().rss
     return total
+
+
+def port_of(url: str) -> int:
+    """The port of a `http://host:port` URL."""
+    return int(url.rsplit(":", 1)[1])

@@ -146,3 +146,11 @@ def running_services(
         web_api.stop()
         model_api.stop()
         redis_server.stop()
+
+
+def slow_client_timeouts(seconds: float) -> dict[str, str]:
+    """Both services' head and body timeouts at `seconds`: slow clients are cut off soon."""
+    return {
+        "MLSERVE_HTTP_HEADER_TIMEOUT_SECONDS": str(seconds),
+        "MLSERVE_HTTP_BODY_TIMEOUT_SECONDS": str(seconds),
+    }

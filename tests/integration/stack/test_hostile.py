@@ -36,7 +36,8 @@ from harness.hostile import (
 )
 from harness.images import encode, samples
 from harness.metrics import metric
-from harness.services import RunningServices, running_services
+from harness.net import port_of
+from harness.services import RunningServices, running_services, slow_client_timeouts
 from mlserve_common.wire.cache_keys import cache_key, image_sha256
 
 SLOW_CLIENT_SECONDS = 2  # the services' head and body timeouts in these tests
@@ -45,10 +46,7 @@ MODEL_API_KEEP_ALIVE = 1.0  # much shorter than the gateway's idle pool (30 s): 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServices]:
-    timeouts = {
-        "MLSERVE_HTTP_HEADER_TIMEOUT_SECONDS": str(SLOW_CLIENT_SECONDS),
-        "MLSERVE_HTTP_BODY_TIMEOUT_SECONDS": str(SLOW_CLIENT_SECONDS),
-    }
+    timeouts = slow_client_timeouts(SLOW_CLIENT_SECONDS)
     with running_services(
         tmp_path_factory.mktemp("hostile"),
         "mnist",
@@ -64,10 +62,6 @@ def default_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningS
     """Every setting at its default (a 60 s body timeout: a refused upload is drained)."""
     with running_services(tmp_path_factory.mktemp("hostile-defaults"), "mnist") as services:
         yield services
-
-
-def port_of(url: str) -> int:
-    return int(url.rsplit(":", 1)[1])
 
 
 def model_api_metrics(stack: RunningServices) -> str:

@@ -28,7 +28,8 @@ from hypothesis import strategies as st
 from harness.bad_inputs import png_claiming
 from harness.hostile import RawAnswer, raw_exchange
 from harness.images import drawn_digit_seven, encode
-from harness.services import RunningServices, running_services
+from harness.net import port_of
+from harness.services import RunningServices, running_services, slow_client_timeouts
 from harness.v2 import image_request
 from mlserve_common.wire import image_batch
 from mlserve_common.wire.cache_keys import image_sha256
@@ -52,18 +53,11 @@ IMAGES_TYPE = image_batch.IMAGES_TYPE.encode()
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServices]:
-    timeouts = {
-        "MLSERVE_HTTP_HEADER_TIMEOUT_SECONDS": str(SLOW_CLIENT_SECONDS),
-        "MLSERVE_HTTP_BODY_TIMEOUT_SECONDS": str(SLOW_CLIENT_SECONDS),
-    }
+    timeouts = slow_client_timeouts(SLOW_CLIENT_SECONDS)
     with running_services(
         tmp_path_factory.mktemp("numeric-fuzz"), "mnist", web_api_env=timeouts, **timeouts
     ) as services:
         yield services
-
-
-def port_of(url: str) -> int:
-    return int(url.rsplit(":", 1)[1])
 
 
 # What a number may be written as ----------------------------------------------------------

@@ -17,6 +17,7 @@ import pytest
 
 from harness.images import drawn_digit_seven, encode
 from harness.metrics import metric as parse_metric
+from harness.net import port_of
 from harness.redis_server import RedisServer, free_port
 from harness.services import ServiceProcess, model_api_process
 
@@ -70,7 +71,7 @@ def test_the_service_runs_the_configured_number_of_workers(workers: ServiceProce
 def test_a_burst_of_connections_is_spread_over_the_workers(workers: ServiceProcess) -> None:
     """48 clients connecting at once: each worker holds about a third of them. Where the
     workers accepted from one shared socket, whichever woke first took most of a burst."""
-    port = int(workers.url.rsplit(":", 1)[1])
+    port = port_of(workers.url)
     clients = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(48)]
     try:
         for client in clients:
