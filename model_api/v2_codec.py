@@ -104,18 +104,18 @@ def parse_request(body: bytes, header_length: str | None) -> InferRequest:
     inputs = request.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise V2RequestError("the request needs a non-empty 'inputs' list")
+    parameters = _object(request.get("parameters") or {}, "parameters")
     offset = 0
     tensors = []
     for index, item in enumerate(inputs):
-        tensor, used = _parse_input(_object(item, f"inputs[{index}]"), binary[offset:])
+        item = _object(item, f"inputs[{index}]")
+        tensor, used = _parse_input(item, binary[offset:], parameters.get("content_type"))
         offset += used
         tensors.append(tensor)
     if offset != len(binary):
         raise V2RequestError(
             f"the body carries {len(binary) - offset} bytes after the last binary input"
         )
-    parameters = request.get("parameters") or {}
-    _object(parameters, "parameters")
     binary_output = bool(parameters.get("binary_data_output", False))
     outputs = None
     if request.get("outputs") is not None:
@@ -139,7 +139,11 @@ def parse_request(body: bytes, header_length: str | None) -> InferRequest:
     )
 
 
-def _parse_input(item: dict, binary: memoryview) -> tuple[Tensor, int]:
+def _parse_input(
+    item: dict, binary: memoryview, request_content_type: object
+) -> tuple[Tensor, int]:
+    """One input; `request_content_type`: the request's `content_type` parameter, which the
+    input's own overrides (MLServer's convention: "base64" for BYTES sent as JSON text)."""
     name, datatype, shape = item.get("name"), item.get("datatype"), item.get("shape")
     if not isinstance(name, str) or not name:
         raise V2RequestError("every input needs a 'name'")
@@ -165,7 +169,8 @@ def _parse_input(item: dict, binary: memoryview) -> tuple[Tensor, int]:
         return Tensor(name, datatype, tuple(shape), data, raw), size
     if "data" not in item:
         raise V2RequestError(f"input {name!r} has neither 'data' nor binary_data_size")
-    data, raw = _from_json(name, datatype, item["data"], count, parameters)
+    content_type = parameters.get("content_type", request_content_type)
+    data, raw = _from_json(name, datatype, item["data"], count, content_type)
     return Tensor(name, datatype, tuple(shape), data, raw), 0
 
 
@@ -196,7 +201,7 @@ def _from_binary(name: str, datatype: str, raw: bytes, count: int) -> np.ndarray
 
 
 def _from_json(
-    name: str, datatype: str, data: object, count: int, parameters: dict
+    name: str, datatype: str, data: object, count: int, content_type: object
 ) -> tuple[np.ndarray | list[bytes], bytes]:
     flat = _flatten(data)
     if len(flat) != count:
@@ -204,7 +209,7 @@ def _from_json(
             f"input {name!r}: shape says {count} element(s), 'data' holds {len(flat)}"
         )
     if datatype == "BYTES":
-        base64_encoded = parameters.get("content_type") == "base64"
+        base64_encoded = content_type == "base64"
         elements = []
         for element in flat:
             if not isinstance(element, str):

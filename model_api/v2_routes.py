@@ -36,6 +36,7 @@ SERVER = {
 
 
 @router.get("")
+@router.get("/", include_in_schema=False)  # the path the protocol's own schema names
 async def server_metadata() -> dict:
     """Server name, version and protocol extensions."""
     return SERVER

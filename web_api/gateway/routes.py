@@ -175,6 +175,7 @@ async def index() -> RedirectResponse:
 # id twice. Server metadata and health are open, as in KServe and Triton; the rest needs the
 # key. FastAPI tries routes in order: the open ones come first.
 @router.get("/v2", tags=["v2"], operation_id="v2_server_metadata")
+@router.get("/v2/", include_in_schema=False)  # the path the protocol's own schema names
 @router.get("/v2/health/live", tags=["v2"], operation_id="v2_server_live")
 @router.get("/v2/health/ready", tags=["v2"], operation_id="v2_server_ready")
 async def v2_open(request: Request) -> Response:

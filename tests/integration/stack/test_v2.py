@@ -4,6 +4,7 @@ workers) and the gateway."""
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from collections import Counter
@@ -61,6 +62,33 @@ def test_health_and_metadata(client: triton.InferenceServerClient) -> None:
     assert {"name": "input", "datatype": "FP32", "shape": [-1, 1, 28, 28]} in metadata["inputs"]
     assert {"name": "image", "datatype": "BYTES", "shape": [-1]} in metadata["inputs"]
     assert metadata["outputs"] == [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]}]
+
+
+def test_server_metadata_at_the_paths_with_and_without_the_slash(stack: RunningServices) -> None:
+    """`GET /v2/` is the path open_inference_rest.yaml names; `/v2` is the one clients use."""
+    for base in (stack.url, stack.model_api_url):
+        plain = httpx.get(base + "/v2")
+        slashed = httpx.get(base + "/v2/", follow_redirects=False)
+        assert (plain.status_code, slashed.status_code) == (200, 200), base
+        assert slashed.json() == plain.json() and plain.json()["name"] == "mlserve"
+
+
+@pytest.mark.parametrize("where", ["input", "request"])
+def test_a_json_only_client_sends_an_image_as_base64(stack: RunningServices, where: str) -> None:
+    """MLServer's convention: `content_type: base64` on the BYTES input, or on the request
+    for every input that names none; the answer is `/predict`'s."""
+    path, label = samples("mnist")[3]
+    image = path.read_bytes()
+    base64_text = {"parameters": {"content_type": "base64"}}
+    tensor = {"name": "image", "datatype": "BYTES", "shape": [1]}
+    tensor["data"] = [base64.b64encode(image).decode()]
+    request = {"inputs": [{**tensor, **(base64_text if where == "input" else {})}]}
+    request |= base64_text if where == "request" else {}
+    answer = httpx.post(stack.url + "/v2/models/mnist/infer", json=request, timeout=30)
+    assert answer.status_code == 200, answer.text
+    row = np.array(answer.json()["outputs"][0]["data"], dtype=np.float32)
+    np.testing.assert_allclose(row, predict_probabilities(stack, image), atol=1e-6)
+    assert str(int(row.argmax())) == label
 
 
 def test_binary_image_input_matches_predict(

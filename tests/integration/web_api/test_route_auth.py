@@ -25,6 +25,7 @@ OPEN = {
     ("GET", "/health"): "orchestrators probe it without a key",
     ("GET", "/health/live"): "orchestrators probe it without a key",
     ("GET", "/v2"): "V2 server metadata, open as in KServe and Triton",
+    ("GET", "/v2/"): "the same, at the path the protocol's schema names",
     ("GET", "/v2/health/live"): "V2 health, open as in KServe and Triton",
     ("GET", "/v2/health/ready"): "V2 health, open as in KServe and Triton",
 }

@@ -32,6 +32,7 @@ THROUGH_THE_GATEWAY = {
     ("GET", "/v1/models/{model_name}/predictions/{sha256}"),
     ("HEAD", "/v1/models/{model_name}/predictions/{sha256}"),
     ("GET", "/v2"),
+    ("GET", "/v2/"),
     ("GET", "/v2/models/{model_name}"),
     ("GET", "/v2/models/{model_name}/versions/{version}"),
     ("GET", "/v2/models/{model_name}/ready"),

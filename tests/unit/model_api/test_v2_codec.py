@@ -82,6 +82,18 @@ def test_json_data_nested_or_flat_and_base64_bytes() -> None:
     assert parse_request(b64, None).inputs[0].data == [b"hi"]
 
 
+def test_base64_named_by_the_request_applies_to_inputs_that_name_nothing() -> None:
+    def parsed(request_parameters: dict, input_parameters: dict) -> list[bytes]:
+        text = {"name": "image", "datatype": "BYTES", "shape": [1], "data": ["aGk="]}
+        body = {"inputs": [{**text, "parameters": input_parameters}]}
+        request = parse_request(orjson.dumps({**body, "parameters": request_parameters}), None)
+        return request.inputs[0].data
+
+    assert parsed({"content_type": "base64"}, {}) == [b"hi"]
+    assert parsed({"content_type": "base64"}, {"content_type": "str"}) == [b"aGk="]
+    assert parsed({}, {}) == [b"aGk="]  # no content type: the text's UTF-8 bytes, as before
+
+
 @pytest.mark.parametrize(
     ("body", "length", "message"),
     [
