@@ -21,9 +21,8 @@ def main() -> int:
         "model_api.main:create_app",
         settings.host,
         settings.port,
-        settings.log_level,
+        settings,
         workers=settings.workers,
-        access_log=settings.access_log,
         limits=settings.http_limits(),
     )
     return 0

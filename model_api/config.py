@@ -11,12 +11,13 @@ from pydantic_settings import SettingsConfigDict
 
 from mlserve_common.runtime import cores
 from mlserve_common.runtime.http_limits import HttpLimitSettings
+from mlserve_common.runtime.logs import LogSettings
 from mlserve_common.wire.redis_pipe import RedisUrl
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-class Settings(HttpLimitSettings):
+class Settings(HttpLimitSettings, LogSettings):
     """Every knob of model_api; each has a default that works for local use."""
 
     model_config = SettingsConfigDict(
@@ -63,8 +64,6 @@ class Settings(HttpLimitSettings):
     reload_timeout_seconds: float = Field(30.0, gt=0)
     """How long a load call waits for every worker and replica to follow a reload before
     it answers 503 `reload_incomplete` (the reload goes on where it reached)."""
-    access_log: bool = False
-    """Log every request (off: a log line costs more than a cache hit)."""
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)
     """Largest request body accepted; larger ones get 413 while being read."""
     max_image_pixels: int = Field(40_000_000, gt=0)
@@ -82,8 +81,6 @@ class Settings(HttpLimitSettings):
     preprocessed and, unless batched, inferred on the event loop: for mnist's 28x28 digits
     the hop to a worker thread and back cost more than that work. 0: every image takes a
     thread."""
-    log_level: str = "info"
-    """Python logging level."""
 
     @model_validator(mode="after")
     def _split_the_cores(self) -> Settings:

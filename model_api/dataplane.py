@@ -29,7 +29,8 @@ from mlserve_common.runtime.errors import (
     log_error,
     log_unexpected,
 )
-from mlserve_common.runtime.observability import new_request_id, request_id_var
+from mlserve_common.runtime.logs import note_request, request_id_var
+from mlserve_common.runtime.observability import new_request_id
 from mlserve_common.wire import image_batch
 from mlserve_common.wire.cache_keys import parse_image_sha256
 from mlserve_common.wire.image_batch import Item, ItemAnswer
@@ -75,7 +76,9 @@ class DataPlane:
     def serving(self, name: str, version: str | None = None) -> ModelService:
         """A served model version (its latest by default): 404 if it is not served, 503
         while it loads. Routes call it before reading a body, to refuse early."""
-        return self.repository.get(name, version)
+        service = self.repository.get(name, version)
+        note_request(model=name, digest=service.runner.digest)
+        return service
 
     # health
     @staticmethod

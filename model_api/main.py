@@ -23,7 +23,7 @@ from model_api.routes import HOT_ROUTES, router
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The app; the model and the cache are opened in its lifespan, not here."""
     settings = settings or get_settings()
-    init_worker(settings.log_level, settings.access_log)
+    init_worker(settings, "model_api")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -56,7 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     hot_routes = HOT_ROUTES + v2_routes.HOT_ROUTES
     app.add_middleware(HotPath, routes=hot_routes)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RequestIdMiddleware, access_log=settings.access_log)
     app.include_router(router)
     app.include_router(v2_routes.router)
     declare(app, hot_routes)  # in FastAPI's table too: public ones in the schema, batch hidden

@@ -19,9 +19,8 @@ def main() -> int:
             "web_api.gateway.main:create_app",
             settings.host,
             settings.web_port,
-            settings.log_level,
+            settings,
             workers=settings.workers,
-            access_log=settings.access_log,
             limits=settings.http_limits(),
         )
         return 0

@@ -10,10 +10,11 @@ from pydantic_settings import SettingsConfigDict
 
 from mlserve_common.runtime import cores
 from mlserve_common.runtime.http_limits import HttpLimitSettings
+from mlserve_common.runtime.logs import LogSettings
 from mlserve_common.wire.redis_pipe import RedisUrl
 
 
-class Settings(HttpLimitSettings):
+class Settings(HttpLimitSettings, LogSettings):
     """Every knob of web_api; each has a default that works for local use."""
 
     model_config = SettingsConfigDict(
@@ -90,10 +91,6 @@ class Settings(HttpLimitSettings):
     )
     """Gateway worker processes (cli only: the Streamlit UI is one process); defaults to
     the cores available. `MLSERVE_WEB_API_WORKERS` beats `MLSERVE_WORKERS`."""
-    access_log: bool = False
-    """Log every request (off: a log line costs about as much as forwarding a cache hit)."""
-    log_level: str = "info"
-    """Python logging level."""
 
     @model_validator(mode="after")
     def _plain_http_to_model_api(self) -> Settings:

@@ -97,14 +97,16 @@ class _ThrottledLog:
             self._last.clear()
             self._unlogged.clear()
 
-    def __call__(self, level: int, code: str, message: str, *args: object) -> None:
+    def __call__(
+        self, level: int, code: str, message: str, *args: object, extra: dict | None = None
+    ) -> None:
         skipped = self.admit(code)
         if skipped is None:
             return
         if skipped:
             message += " (and %d more %s since the last such line)"
             args = (*args, skipped, code)
-        log.log(level, message, *args)
+        log.log(level, message, *args, extra={"code": code, **(extra or {})})
 
 
 log_throttled = _ThrottledLog()
@@ -200,11 +202,17 @@ def _filter_uvicorn_duplicates() -> None:
 
 def log_error(method: str, path: str, exc: MLServeError) -> None:
     """A line for an error answer: 5xx at WARNING, throttled per code; the rest at INFO."""
-    args = (method, path, exc.status_code, exc.code, exc.message)
-    if exc.status_code >= 500:
-        log_throttled(logging.WARNING, exc.code, "%s %s -> %d %s: %s", *args)
+    log_error_answer(method, path, exc.status_code, exc.code, exc.message)
+
+
+def log_error_answer(method: str, path: str, status: int, code: str, message: str) -> None:
+    """`log_error` for an error answer that is not an `MLServeError` (routing, validation)."""
+    args = (method, path, status, code, message)
+    extra = {"status": status, "method": method, "path": path}
+    if status >= 500:
+        log_throttled(logging.WARNING, code, "%s %s -> %d %s: %s", *args, extra=extra)
     else:
-        log.info("%s %s -> %d %s: %s", *args)
+        log.info("%s %s -> %d %s: %s", *args, extra={"code": code, **extra})
 
 
 def error_response(request: Request, exc: MLServeError) -> JSONResponse:
@@ -228,6 +236,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        path = request.url.path
+        log_error_answer(request.method, path, exc.status_code, code, str(exc.detail))
         return JSONResponse(
             error_body(request, code, str(exc.detail)), exc.status_code, headers=exc.headers
         )
@@ -237,6 +247,7 @@ def install_error_handlers(app: FastAPI) -> None:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()
         )
+        log_error_answer(request.method, request.url.path, 422, "invalid_request", problems)
         return JSONResponse(error_body(request, "invalid_request", problems), 422)
 
     @app.exception_handler(Exception)

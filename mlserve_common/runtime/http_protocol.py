@@ -192,6 +192,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             code,
             message,
             request_id,
+            extra={"request_id": request_id, "status": status},
         )
         cycle = self.cycle
         if cycle is None:

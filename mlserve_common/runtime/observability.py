@@ -1,15 +1,17 @@
-"""Request ids and logging: every log line and every response carries the request's id."""
+"""Request ids: every log line and every response carries the request's id."""
 
 from __future__ import annotations
 
-import contextvars
 import itertools
 import logging
 import os
 import re
 import secrets
+import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mlserve_common.runtime.logs import request_id_var
 
 REQUEST_ID_HEADER = "x-request-id"
 WORKER_HEADER = b"x-mlserve-worker"
@@ -22,7 +24,6 @@ WORKER_COUNT = os.environ.get(WORKER_COUNT_ENV, "1").encode()
 """How many workers answer on this port, on every answer: the gateway opens connections
 until it has reached each of them."""
 _SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 # A random prefix per process and a counter: unique across processes and restarts, and
 # without uuid4's call into the OS's random source on every request.
 _ID_PREFIX = secrets.token_hex(8)
@@ -45,34 +46,17 @@ def new_request_id() -> str:
     return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
-class _RequestIdFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
-        return True
-
-
-def setup_logging(level: str, access_log: bool = False) -> None:
-    """One format for the whole process, the request id in every line; a line per request
-    only when `access_log` (uvicorn writes them while its access logger has a handler)."""
-    handler = logging.StreamHandler()
-    handler.addFilter(_RequestIdFilter())
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
-    )
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
-        logging.getLogger(name).handlers[:] = []
-        logging.getLogger(name).propagate = access_log or name != "uvicorn.access"
+access_log = logging.getLogger("mlserve.access")
 
 
 class RequestIdMiddleware:
     """Takes a safe X-Request-ID from the client or makes one; echoes it in the response,
-    with the name of the worker that answered (`WORKER_HEADER`)."""
+    with the name of the worker that answered (`WORKER_HEADER`). With `access_log`, one line
+    per request: method, path, status and duration."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, access_log: bool = False) -> None:
         self.app = app
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -82,9 +66,13 @@ class RequestIdMiddleware:
         request_id = given if is_safe_request_id(given) else new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         token = request_id_var.set(request_id)
+        status = 0
+        start = time.perf_counter() if self.access_log else 0.0
 
         async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
                 headers.append((WORKER_HEADER, WORKER_ID))
@@ -95,4 +83,13 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            if self.access_log:
+                self._log(scope, status, start)
             request_id_var.reset(token)
+
+    @staticmethod
+    def _log(scope: Scope, status: int, start: float) -> None:
+        duration_ms = round((time.perf_counter() - start) * 1000, 3)
+        method, path = scope["method"], scope["path"]
+        extra = {"method": method, "path": path, "status": status, "duration_ms": duration_ms}
+        access_log.info("%s %s %d %.1f ms", method, path, status, duration_ms, extra=extra)

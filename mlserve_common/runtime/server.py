@@ -24,7 +24,8 @@ from uvicorn.config import STARTUP_FAILURE
 
 from mlserve_common.runtime.http_limits import HttpLimits
 from mlserve_common.runtime.http_protocol import GuardedHttpProtocol
-from mlserve_common.runtime.observability import WORKER_COUNT_ENV, setup_logging
+from mlserve_common.runtime.logs import LogSettings, setup_logging
+from mlserve_common.runtime.observability import WORKER_COUNT_ENV
 from mlserve_common.runtime.supervisor import SocketPerWorker, bind_slots
 
 GRACEFUL_SHUTDOWN_SECONDS = 30  # in-flight requests finish on SIGTERM (docker stops after 35 s)
@@ -39,9 +40,8 @@ def serve(
     factory: str,
     host: str,
     port: int,
-    log_level: str,
+    logs: LogSettings,
     workers: int = 1,
-    access_log: bool = False,
     limits: HttpLimits | None = None,
 ) -> None:
     """Serve `module:create_app` in `workers` processes, with request-id logging, metrics
@@ -49,7 +49,7 @@ def serve(
     SIGTERM."""
     limits = limits or HttpLimits()
     limits.export()  # for the workers' GuardedHttpProtocol
-    setup_logging(log_level, access_log)
+    setup_logging(logs, service=factory.split(".", 1)[0])
     metrics_dir = tempfile.mkdtemp(prefix="mlserve-metrics-")
     os.environ[METRICS_DIR_ENV] = metrics_dir
     shared_dir = tempfile.mkdtemp(prefix="mlserve-shared-")
@@ -63,7 +63,7 @@ def serve(
         port=port,
         workers=workers,
         log_config=None,
-        access_log=access_log,
+        access_log=False,  # RequestIdMiddleware writes the access line, with its duration
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         http=GuardedHttpProtocol,
         timeout_keep_alive=limits.keep_alive_seconds,
@@ -105,13 +105,13 @@ def _bind(host: str, port: int, workers: int, backlog: int) -> list[socket.socke
     return sockets
 
 
-def init_worker(log_level: str, access_log: bool) -> None:
+def init_worker(logs: LogSettings, service: str) -> None:
     """Called by each app factory: in a worker that `serve` spawned, set up its logging
     (a spawned process starts bare) and tie its life to the supervisor's."""
     supervisor = os.environ.get(SUPERVISOR_ENV, "")
     if not supervisor.isdigit():
         return  # not under serve() (a TestClient in tests): leave logging alone
-    setup_logging(log_level, access_log)
+    setup_logging(logs, service)
     if int(supervisor) == os.getpid():
         return  # one process: nothing above it to outlive
     with contextlib.suppress(OSError, AttributeError):

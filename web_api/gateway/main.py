@@ -24,7 +24,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The gateway; its pooled client to model_api and its cache reader live in the
     lifespan."""
     settings = settings or get_settings()
-    init_worker(settings.log_level, settings.access_log)
+    init_worker(settings, "web_api")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -71,7 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"]
         )
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RequestIdMiddleware, access_log=settings.access_log)
     app.include_router(router)
     app.include_router(protected)
     declare(app, HOT_ROUTES)

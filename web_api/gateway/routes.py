@@ -14,6 +14,7 @@ from mlserve_common.runtime.disconnect import unless_disconnected
 from mlserve_common.runtime.errors import InvalidRequestError, MLServeError
 from mlserve_common.runtime.hot_path import HotRoute
 from mlserve_common.runtime.image_upload import read_image_bytes
+from mlserve_common.runtime.logs import note_request
 from mlserve_common.runtime.observability import REQUEST_ID_HEADER
 from mlserve_common.runtime.openapi import IMAGE_BODY
 from mlserve_common.stdlib_only.stack_health import DOWN, model_api_state
@@ -86,6 +87,7 @@ async def _forward_image(request: Request, model_name: str) -> Response:
     client: ModelApiClient = request.app.state.model_client
     hits: HitCache = request.app.state.hit_cache
     base = model_path(model_name)  # 404 before reading a body for nothing
+    note_request(model=model_name)
     coalescer: Coalescer = request.app.state.coalescer
     with request.app.state.upload_budget.reservation() as held:
         if hits.enabled or coalescer.coalescing:
