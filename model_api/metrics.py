@@ -76,8 +76,9 @@ REJECTED = Counter(
 ABANDONED = Counter(
     "mlserve_abandoned",
     "Misses whose client left (disconnected, or the gateway gave up) before the answer: "
-    "`dropped` before any work started (no inference), `finished` while their inference "
-    "ran (it completed and its answer went to the cache).",
+    "`dropped` before any work started (during the cache lookup or in the queue: no "
+    "inference), `finished` while their inference ran (it completed and its answer went to "
+    "the cache).",
     [*MODEL, "outcome"],
 )
 SHARED = Counter(

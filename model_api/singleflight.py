@@ -59,6 +59,7 @@ class SingleFlight:
         self._in_flight: dict[str, asyncio.Future[Outcome]] = {}
         self._waits_here = counters.waits_here
         self._waits_elsewhere = counters.waits_elsewhere
+        self._dropped = counters.dropped
 
     async def run(self, key: str, compute: Compute) -> Outcome:
         """The prediction for `key`: from the cache, computed here, or shared."""
@@ -89,7 +90,11 @@ class SingleFlight:
 
     async def _look_up_or_compute(self, key: str, compute: Compute) -> Outcome:
         start = time.perf_counter()
-        claim = await self._claim(key)
+        try:
+            claim = await self._claim(key)
+        except asyncio.CancelledError:
+            self._dropped.inc()  # its client left before any work started: none will
+            raise
         lookup = {"cache_lookup_ms": (time.perf_counter() - start) * 1000}
         if claim.value is not None and self.readable(claim.value):
             return Outcome(claim.value, lookup, "cache")
