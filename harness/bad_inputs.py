@@ -13,6 +13,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import httpx
 import numpy as np
 from PIL import Image
 
@@ -37,6 +38,16 @@ class Case:
     @property
     def title(self) -> str:
         return f"{self.name} ({self.only_for})" if self.only_for else self.name
+
+    def send(self, base_url: str, path: str | None = None) -> httpx.Response:
+        """Send this case to `base_url` (at `path` instead of its own, if given)."""
+        return httpx.request(
+            self.method,
+            base_url + (path or self.path),
+            content=self.body(),
+            headers={"content-type": self.content_type},
+            timeout=30,
+        )
 
 
 def png_claiming(width: int, height: int, colour_type: int = 0) -> bytes:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -26,6 +27,7 @@ from model_api.schemas import (
 )
 
 router = APIRouter()
+T = TypeVar("T")
 APP_TYPES = tuple(t.value for t in AppType)
 
 
@@ -64,6 +66,17 @@ async def model_metadata(request: Request, model_name: str) -> ModelMetadata:
     return dataplane(request).metadata(model_name)
 
 
+async def with_body(request: Request, call: Callable[[bytes], Awaitable[T]]) -> T:
+    """`call(body)` on the request's body, read within the size limit and the upload budget;
+    given up (and its work dropped) if the client leaves."""
+    plane = dataplane(request)
+    with request.app.state.upload_budget.reservation() as held:
+        body = await read_limited_body(request, plane.max_body_bytes, held)
+        work = call(body)
+        del body  # the work holds it only as long as it needs it
+        return await unless_disconnected(request, work)
+
+
 def _app_type(request: Request) -> str:
     given = request.query_params.get("app_type", AppType.cli.value)
     if given not in APP_TYPES:
@@ -91,11 +104,7 @@ async def predict_images(request: Request, model_name: str) -> Response:
     plane = dataplane(request)
     plane.serving(model_name)
     given = _app_type(request)
-    with request.app.state.upload_budget.reservation() as held:
-        body = await read_limited_body(request, plane.max_body_bytes, held)
-        work = plane.predict_items(model_name, body, given)
-        del body
-        answers = await unless_disconnected(request, work)
+    answers = await with_body(request, lambda body: plane.predict_items(model_name, body, given))
     return Response(answers, media_type=image_batch.ANSWERS_TYPE)
 
 

@@ -18,12 +18,10 @@ import json
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from mlserve_common.runtime.body import read_limited_body
-from mlserve_common.runtime.disconnect import unless_disconnected
 from mlserve_common.runtime.hot_path import HotRoute
 from mlserve_common.wire import image_batch, v2_wire
 from model_api.errors import InvalidRequestError
-from model_api.routes import dataplane
+from model_api.routes import dataplane, with_body
 
 TAG = "v2 (Open Inference Protocol)"
 router = APIRouter(prefix="/v2", tags=[TAG])
@@ -88,12 +86,10 @@ async def infer_version(request: Request, model_name: str, version: str) -> Resp
 async def _infer(request: Request, model_name: str, version: str | None) -> Response:
     plane = dataplane(request)
     plane.serving(model_name, version)
-    with request.app.state.upload_budget.reservation() as held:
-        body = await read_limited_body(request, plane.max_body_bytes, held)
-        header_length = request.headers.get(v2_wire.HEADER_LENGTH)
-        work = plane.infer_v2(model_name, version, body, header_length)
-        del body
-        answer = await unless_disconnected(request, work)
+    header_length = request.headers.get(v2_wire.HEADER_LENGTH)
+    answer = await with_body(
+        request, lambda body: plane.infer_v2(model_name, version, body, header_length)
+    )
     return Response(answer.body, headers=v2_wire.body_headers(answer.header_length))
 
 
@@ -104,11 +100,7 @@ async def infer_batch(request: Request, model_name: str, version: str | None = N
     through by the gateway (its path is not under /v2)."""
     plane = dataplane(request)
     plane.serving(model_name, version)
-    with request.app.state.upload_budget.reservation() as held:
-        body = await read_limited_body(request, plane.max_body_bytes, held)
-        work = plane.infer_v2_items(model_name, version, body)
-        del body
-        answers = await unless_disconnected(request, work)
+    answers = await with_body(request, lambda body: plane.infer_v2_items(model_name, version, body))
     return Response(answers, media_type=image_batch.ANSWERS_TYPE)
 
 

@@ -24,22 +24,12 @@ def stack(request, tmp_path_factory) -> Iterator[tuple[str, RedisServer, str]]:
         yield services.url, services.redis, request.param
 
 
-def send(url: str, case: Case) -> httpx.Response:
-    return httpx.request(
-        case.method,
-        url + case.path,
-        content=case.body(),
-        headers={"content-type": case.content_type},
-        timeout=30,
-    )
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.title for c in CASES])
 def test_case_gets_its_documented_answer(stack, case: Case) -> None:
     url, _, model = stack
     if case.only_for not in (None, model):
         pytest.skip(f"{model}'s config does not ask for this answer")
-    response = send(url, case)
+    response = case.send(url)
     assert response.status_code == case.status, response.text
     body = response.json()
     if case.code:
@@ -57,7 +47,7 @@ def test_bad_inputs_leave_nothing_in_the_cache(stack) -> None:
     before = store.dbsize()
     for case in BAD:
         if case.only_for in (None, model):
-            assert send(url, case).status_code == case.status
+            assert case.send(url).status_code == case.status
     assert store.dbsize() == before
     assert (
         httpx.post(url + "/predict", content=encode(drawn_digit_seven(77)), timeout=30).status_code
@@ -69,6 +59,6 @@ def test_bad_inputs_leave_nothing_in_the_cache(stack) -> None:
 def test_no_internal_details_leak(stack) -> None:
     url, _, _ = stack
     for case in BAD:
-        text = send(url, case).text
+        text = case.send(url).text
         for leak in ("Traceback", "/work", "site-packages", "127.0.0.1", "model_api:8000"):
             assert leak not in text, (case.name, text)
