@@ -73,9 +73,14 @@ class DataPlane:
             raise ModelNotReadyError("the model is not loaded yet; retry shortly")
         return self._repository
 
+    def refuse_unless_served(self, name: str, version: str | None = None) -> None:
+        """404 if the model (version) is not served, 503 while it loads: what routes ask
+        before reading a body, so as not to read one for nothing."""
+        self.repository.get(name, version)
+
     def serving(self, name: str, version: str | None = None) -> ModelService:
-        """A served model version (its latest by default): 404 if it is not served, 503
-        while it loads. Routes call it before reading a body, to refuse early."""
+        """A served model version (its latest by default), noted for the request's log
+        lines; 404 if it is not served, 503 while it loads."""
         service = self.repository.get(name, version)
         note_request(model=name, digest=service.runner.digest)
         return service
@@ -97,8 +102,7 @@ class DataPlane:
 
     def model_ready(self, name: str, version: str | None = None) -> dict:
         self.serving(name, version)
-        ready = {"name": name, "ready": True}
-        return ready if version is None else {"name": name, "version": version, "ready": True}
+        return {"name": name, **({"version": version} if version else {}), "ready": True}
 
     # metadata
     def models(self) -> ModelList:

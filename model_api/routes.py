@@ -89,7 +89,7 @@ def _app_type(request: Request) -> str:
 async def predict_image(request: Request, model_name: str) -> Response:
     """Classify one image; repeated images are answered from the cache."""
     plane = dataplane(request)
-    plane.serving(model_name)
+    plane.refuse_unless_served(model_name)
     given = _app_type(request)
     with request.app.state.upload_budget.reservation() as held:
         image = await read_image_bytes(request, plane.max_body_bytes, held)
@@ -102,7 +102,7 @@ async def predict_images(request: Request, model_name: str) -> Response:
     """Several images in one call, each answered on its own (`mlserve_common.wire.image_batch`):
     the gateway's way to share one HTTP exchange among the images of a busy moment."""
     plane = dataplane(request)
-    plane.serving(model_name)
+    plane.refuse_unless_served(model_name)
     given = _app_type(request)
     answers = await with_body(request, lambda body: plane.predict_items(model_name, body, given))
     return Response(answers, media_type=image_batch.ANSWERS_TYPE)

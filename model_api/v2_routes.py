@@ -85,7 +85,7 @@ async def infer_version(request: Request, model_name: str, version: str) -> Resp
 
 async def _infer(request: Request, model_name: str, version: str | None) -> Response:
     plane = dataplane(request)
-    plane.serving(model_name, version)
+    plane.refuse_unless_served(model_name, version)
     header_length = request.headers.get(v2_wire.HEADER_LENGTH)
     answer = await with_body(
         request, lambda body: plane.infer_v2(model_name, version, body, header_length)
@@ -99,7 +99,7 @@ async def infer_batch(request: Request, model_name: str, version: str | None = N
     among the small V2 requests of a busy moment. Not part of the protocol, and not passed
     through by the gateway (its path is not under /v2)."""
     plane = dataplane(request)
-    plane.serving(model_name, version)
+    plane.refuse_unless_served(model_name, version)
     answers = await with_body(request, lambda body: plane.infer_v2_items(model_name, version, body))
     return Response(answers, media_type=image_batch.ANSWERS_TYPE)
 

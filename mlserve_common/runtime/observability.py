@@ -46,7 +46,7 @@ def new_request_id() -> str:
     return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
-access_log = logging.getLogger("mlserve.access")
+access_logger = logging.getLogger("mlserve.access")
 
 
 class RequestIdMiddleware:
@@ -92,4 +92,4 @@ class RequestIdMiddleware:
         duration_ms = round((time.perf_counter() - start) * 1000, 3)
         method, path = scope["method"], scope["path"]
         extra = {"method": method, "path": path, "status": status, "duration_ms": duration_ms}
-        access_log.info("%s %s %d %.1f ms", method, path, status, duration_ms, extra=extra)
+        access_logger.info("%s %s %d %.1f ms", method, path, status, duration_ms, extra=extra)
