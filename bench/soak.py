@@ -114,6 +114,7 @@ def start_stack(stack: ExitStack, workdir: Path) -> tuple[str, dict[str, int], s
             "APP_TYPE": "cli",
             "MODEL_NAME": "mnist",
             "MLSERVE_WEB_PORT": str(web_port),
+            "MLSERVE_GRPC_PORT": "0",
             "MLSERVE_MODEL_API_URL": f"http://127.0.0.1:{model_port}",
         },
         f"http://127.0.0.1:{web_port}/health",

@@ -115,6 +115,8 @@ class RunningServices:
     web_api: ServiceProcess
     model_api_url: str
     url: str
+    grpc_target: str | None = None
+    """`127.0.0.1:PORT` of the gateway's gRPC front end, when `grpc_env()` gave it one."""
 
 
 @contextmanager
@@ -139,13 +141,25 @@ def running_services(
     try:
         model_api.start()
         web_api.start()
+        grpc_port = (web_api_env or {}).get("MLSERVE_GRPC_PORT", "0")
         yield RunningServices(
-            redis_server, model_api, web_api, model_api_url, f"http://127.0.0.1:{web_port}"
+            redis_server,
+            model_api,
+            web_api,
+            model_api_url,
+            f"http://127.0.0.1:{web_port}",
+            f"127.0.0.1:{grpc_port}" if grpc_port != "0" else None,
         )
     finally:
         web_api.stop()
         model_api.stop()
         redis_server.stop()
+
+
+def grpc_env() -> dict[str, str]:
+    """A gateway's environment for serving gRPC, on a free port (tests turn it off by
+    default: tests/conftest.py)."""
+    return {"MLSERVE_GRPC_PORT": str(free_port())}
 
 
 def slow_client_timeouts(seconds: float) -> dict[str, str]:

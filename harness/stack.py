@@ -49,6 +49,7 @@ def stack_env(run_dir: Path) -> Stack:
         "MLSERVE_RUN_DIR": str(run_dir),
         "MLSERVE_VENV": sys.prefix,
         "MLSERVE_WEB_PORT": str(web_port),
+        "MLSERVE_GRPC_PORT": str(free_port()),
         "MLSERVE_MODEL_API_PORT": str(free_port()),
         "MLSERVE_REDIS_PORT": str(free_port()),
     }

@@ -57,6 +57,7 @@ def compose(
         os.environ,
         REDIS_PASSWORD=settings.redis_password(),
         MLSERVE_WEB_PORT=str(settings.web_port),
+        MLSERVE_GRPC_PORT=str(settings.grpc_port),
     )
     if app_type:
         env.update(APP_TYPE=app_type, MODEL_NAME=model_name)
@@ -107,6 +108,8 @@ def start(settings: StackSettings, app_type: str, model_name: str) -> int:
         )
         return up.returncode
     print(f"MLServe is up ({app_type}, {model_name}): http://127.0.0.1:{settings.web_port}")
+    if app_type == "cli":
+        print(f"gRPC (tritonclient.grpc): 127.0.0.1:{settings.grpc_port}")
     return 0
 
 

@@ -92,10 +92,12 @@ def start(settings: StackSettings, app_type: str, model_name: str) -> int:
     if up:
         print(f"error: already running ({', '.join(up)}); run ./stop_all.sh first")
         return 1
+    grpc = app_type == "cli" and settings.grpc_port > 0  # the gateway's; the UI has none
     busy = [
         f"{name} port {port}"
         for name, host, port in (
             ("web_api", settings.host, settings.web_port),
+            *((("web_api gRPC", settings.host, settings.grpc_port),) if grpc else ()),
             ("model_api", "127.0.0.1", settings.model_api_port),
             ("db_api", "127.0.0.1", settings.redis_port),
         )
@@ -113,6 +115,7 @@ def start(settings: StackSettings, app_type: str, model_name: str) -> int:
     env["MLSERVE_REDIS_URL"] = f"redis://:{password}@127.0.0.1:{settings.redis_port}/0"
     env["MLSERVE_MODEL_API_URL"] = f"http://127.0.0.1:{settings.model_api_port}"
     env["MLSERVE_WEB_PORT"] = str(settings.web_port)
+    env["MLSERVE_GRPC_PORT"] = str(settings.grpc_port)
     env["MLSERVE_MODELS_DIR"] = str(settings.models_dir)
     _stack_file(settings).write_text(
         json.dumps({"app_type": app_type, "model_name": model_name}) + "\n"
@@ -138,6 +141,8 @@ def start(settings: StackSettings, app_type: str, model_name: str) -> int:
         stop(settings)
         return 1
     print(f"MLServe is up: http://localhost:{settings.web_port}  ({app_type}, {model_name})")
+    if grpc:
+        print(f"gRPC (tritonclient.grpc): localhost:{settings.grpc_port}")
     return 0
 
 

@@ -26,6 +26,8 @@ class StackSettings:
     """`auto` (Docker when an engine answers, else local processes), `docker` or `local`."""
     web_port: int = field(default_factory=lambda: _env_int("MLSERVE_WEB_PORT", 5000))
     """The one public port: web_api (FastAPI gateway or Streamlit UI)."""
+    grpc_port: int = field(default_factory=lambda: _env_int("MLSERVE_GRPC_PORT", 5001))
+    """The gateway's gRPC port (the Open Inference Protocol; APP_TYPE=cli only); 0: none."""
     model_api_port: int = field(default_factory=lambda: _env_int("MLSERVE_MODEL_API_PORT", 8000))
     """model_api's port on loopback (local mode only; in Docker it is internal)."""
     redis_port: int = field(default_factory=lambda: _env_int("MLSERVE_REDIS_PORT", 6380))

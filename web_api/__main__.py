@@ -15,6 +15,10 @@ def main() -> int:
     if settings.app_type == "cli":
         from mlserve_common.runtime.server import serve
 
+        if settings.grpc_port:
+            from web_api.gateway.grpc_front import check_port
+
+            check_port(settings.host, settings.grpc_port)
         serve(
             "web_api.gateway.main:create_app",
             settings.host,

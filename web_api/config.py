@@ -35,6 +35,14 @@ class Settings(HttpLimitSettings, LogSettings):
     """Address to listen on (`0.0.0.0` inside a container)."""
     web_port: int = 5000
     """The public port."""
+    grpc_port: int = Field(5001, ge=0, le=65535)
+    """The gateway's second public port (cli only): the Open Inference Protocol over gRPC,
+    for `tritonclient.grpc`; 0: no gRPC."""
+    grpc_max_streams: int = Field(100, ge=1)
+    """gRPC calls one connection may carry at once (HTTP/2 streams)."""
+    grpc_max_calls: int = Field(256, ge=1)
+    """gRPC calls one gateway worker holds at once; more get RESOURCE_EXHAUSTED. With the
+    largest message (`max_body_bytes`) this bounds the memory calls hold."""
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)
     """Largest upload accepted; larger ones get 413 while being read."""
     model_api_timeout_seconds: float = Field(10.0, gt=0)

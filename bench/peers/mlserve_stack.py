@@ -23,7 +23,12 @@ class MLServeStack:
 
     def __init__(self, model: str, run_dir: Path, models_dir: Path | None = None) -> None:
         self.model, self.run_dir, self.models_dir = model, run_dir, models_dir
-        self.ports = {"web": free_port(), "model_api": free_port(), "redis": free_port()}
+        self.ports = {
+            "web": free_port(),
+            "grpc": free_port(),
+            "model_api": free_port(),
+            "redis": free_port(),
+        }
         self.env = {
             k: v
             for k, v in os.environ.items()
@@ -33,6 +38,7 @@ class MLServeStack:
             MLSERVE_MODE="local",
             MLSERVE_RUN_DIR=str(run_dir),
             MLSERVE_WEB_PORT=str(self.ports["web"]),
+            MLSERVE_GRPC_PORT=str(self.ports["grpc"]),
             MLSERVE_MODEL_API_PORT=str(self.ports["model_api"]),
             MLSERVE_REDIS_PORT=str(self.ports["redis"]),
         )

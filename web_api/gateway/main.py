@@ -14,10 +14,14 @@ from mlserve_common.runtime.hot_path import HotPath, declare
 from mlserve_common.runtime.observability import NO_TELEMETRY, RequestIdMiddleware
 from mlserve_common.runtime.server import init_worker
 from web_api.config import Settings, get_settings
+from web_api.gateway import grpc_front
 from web_api.gateway.coalescer import Coalescer
 from web_api.gateway.hit_cache import HitCache
 from web_api.gateway.model_client import ModelApiClient
 from web_api.gateway.routes import HOT_ROUTES, protected, router
+
+GRPC_GRACE_SECONDS = 5
+"""On shutdown (after the HTTP side has drained), how long gRPC calls under way may finish."""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -49,9 +53,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.coalesce_max_calls,
             settings.coalesce_turns,
         )
+        grpc_server = None
+        if settings.grpc_port:
+            grpc_server = await grpc_front.start(
+                settings,
+                grpc_front.InferenceService(
+                    settings, app.state.model_client, app.state.coalescer, app.state.upload_budget
+                ),
+            )
         try:
             yield
         finally:
+            if grpc_server is not None:  # calls under way get a moment to finish
+                await grpc_server.stop(GRPC_GRACE_SECONDS)
             await app.state.coalescer.close()
             await app.state.model_client.close()
             await app.state.hit_cache.close()

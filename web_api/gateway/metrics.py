@@ -24,4 +24,18 @@ FORWARDED_TOGETHER = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64),
 )
 
-__all__ = ["FORWARDED_TOGETHER", "LOOKUPS", "render"]
+GRPC_REQUESTS = Counter(
+    "mlserve_gateway_grpc_requests",
+    "Calls to the gateway's gRPC front end (the Open Inference Protocol), by RPC and by the "
+    "status code answered (`OK`, `INVALID_ARGUMENT`, `DEADLINE_EXCEEDED`, ...).",
+    ["method", "code"],
+)
+
+GRPC_SECONDS = Histogram(
+    "mlserve_gateway_grpc_request_seconds",
+    "How long the gateway took to answer a gRPC call, by RPC.",
+    ["method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+__all__ = ["FORWARDED_TOGETHER", "GRPC_REQUESTS", "GRPC_SECONDS", "LOOKUPS", "render"]

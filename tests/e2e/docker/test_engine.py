@@ -25,6 +25,7 @@ pytestmark = pytest.mark.docker
 
 WEB_PORT = int(os.environ.get("MLSERVE_WEB_PORT", "5000"))
 WEB_URL = f"http://127.0.0.1:{WEB_PORT}"
+GRPC_PORT = int(os.environ.get("MLSERVE_GRPC_PORT", "5001"))
 SAMPLE_DIR = ROOT / "models" / "mnist" / "samples"
 LABELS: dict[str, str] = json.loads((SAMPLE_DIR / "labels.json").read_text())
 SAMPLES = [SAMPLE_DIR / name for name in sorted(LABELS)]
@@ -66,6 +67,7 @@ def stack() -> Iterator[None]:
     """build_all.sh, then start_all.sh cli mnist; stop_all.sh afterwards."""
     assert os.environ.get("DOCKER_HOST"), "run these through scripts/test_docker.sh"
     assert not port_is_open(WEB_PORT), f"port {WEB_PORT} is taken: set MLSERVE_WEB_PORT"
+    assert not port_is_open(GRPC_PORT), f"port {GRPC_PORT} is taken: set MLSERVE_GRPC_PORT"
     run("docker", "volume", "rm", "mlserve_db_data")  # a cold cache, on the test's own engine
     build = run("./build_all.sh")
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
@@ -118,10 +120,24 @@ def docker_proxy_ports() -> set[int]:
 
 def test_only_the_gateway_is_published(stack: None) -> None:
     # 8000 and 6379 may be taken on the host by a local-mode stack, so ask the engine.
-    assert docker_proxy_ports() == {WEB_PORT}
+    assert docker_proxy_ports() == {WEB_PORT, GRPC_PORT}
     for service in ("model_api", "db_api"):
         assert run("docker", "port", service).stdout.strip() == "", service
-    assert run("docker", "port", "web_api").stdout.strip().startswith("5000/tcp")
+    published = run("docker", "port", "web_api").stdout.splitlines()
+    assert {line.split(" ")[0] for line in published if line} == {"5000/tcp", "5001/tcp"}
+
+
+def test_tritonclient_grpc_is_served_on_the_published_port(stack: None) -> None:
+    import numpy as np
+    import tritonclient.grpc as triton
+
+    sample = SAMPLES[0]
+    with triton.InferenceServerClient(f"127.0.0.1:{GRPC_PORT}") as client:
+        assert client.is_server_live() and client.is_model_ready("mnist")
+        image = triton.InferInput("image", [1], "BYTES")
+        image.set_data_from_numpy(np.array([sample.read_bytes()], dtype=np.object_))
+        rows = client.infer("mnist", [image]).as_numpy("probabilities")
+    assert str(int(rows[0].argmax())) == LABELS[sample.name]
 
 
 def test_every_container_runs_as_a_non_root_user(stack: None) -> None:

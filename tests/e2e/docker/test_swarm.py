@@ -108,6 +108,7 @@ def swarm() -> Iterator[None]:
         "REDIS_PASSWORD": secrets.token_hex(16),
         "MLSERVE_MODELS_HOST_DIR": str(ROOT / "models"),
         "MLSERVE_WEB_PORT": str(PORT),
+        "MLSERVE_GRPC_PORT": str(PORT + 1),
         # 3 replicas and the gateway share this machine's 2 cores: one process each, and
         # one ONNX Runtime thread per session
         "MLSERVE_WORKERS": "1",

@@ -22,6 +22,7 @@ WORKLOADS = ("Deployment", "StatefulSet")
 # (target app, its port) -> the apps allowed in ("*": anywhere)
 INTENDED = {
     ("web-api", 5000): {"*"},
+    ("web-api", 5001): {"*"},  # gRPC
     ("model-api", 8000): {"web-api"},
     ("db-api", 6379): {"model-api", "web-api"},
 }

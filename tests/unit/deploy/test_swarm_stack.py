@@ -20,8 +20,9 @@ def test_only_web_api_publishes_a_port_in_host_mode() -> None:
         name: s.get("ports", []) for name, s in STACK["services"].items() if s.get("ports")
     }
     assert list(published) == ["web_api"]
-    (port,) = published["web_api"]
-    assert port["target"] == 5000 and port["mode"] == "host"  # no ingress mesh here
+    ports = published["web_api"]
+    assert [port["target"] for port in ports] == [5000, 5001]  # HTTP, gRPC
+    assert all(port["mode"] == "host" for port in ports)  # no ingress mesh here
 
 
 def test_replicas_dns_round_robin_and_start_first_updates() -> None:

@@ -20,10 +20,10 @@ def test_the_stack_has_three_services() -> None:
     assert sorted(SERVICES) == ["db_api", "model_api", "web_api"]
 
 
-def test_only_web_api_publishes_a_port_and_it_is_5000() -> None:
+def test_only_web_api_publishes_ports_http_and_grpc() -> None:
     published = {name: svc["ports"] for name, svc in SERVICES.items() if svc.get("ports")}
     assert list(published) == ["web_api"]
-    assert [port.rsplit(":", 1)[1] for port in published["web_api"]] == ["5000"]
+    assert [port.rsplit(":", 1)[1] for port in published["web_api"]] == ["5000", "5001"]
 
 
 def test_model_api_and_db_api_are_only_on_stack_api() -> None:
