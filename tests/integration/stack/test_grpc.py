@@ -4,6 +4,7 @@ Redis, model_api (two workers) and the gateway (two workers, an API key)."""
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import tritonclient.grpc as triton
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
+from harness import ROOT
 from harness.hostile import gradient
 from harness.images import MODELS_DIR, encode, samples
 from harness.metrics import metric
@@ -421,3 +423,31 @@ def test_a_gateway_refuses_to_start_on_a_taken_grpc_port(tmp_path) -> None:  # n
     assert done.returncode != 0
     assert f"cannot serve gRPC on 127.0.0.1:{taken}" in done.stderr
     assert "MLSERVE_GRPC_PORT" in done.stderr
+
+
+def test_the_readmes_grpc_example_runs_as_it_is(stack: RunningServices, tmp_path) -> None:  # noqa: ANN001
+    """Unmodified tritonclient.grpc code: the README's example, against a gateway without a
+    key (as a newcomer's stack has none), pointed at its port."""
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    (example,) = [block for block in blocks if "tritonclient.grpc" in block]
+    grpc_port = free_port()
+    gateway = web_api_process(
+        "mnist",
+        free_port(),
+        stack.model_api_url,
+        tmp_path / "web_api.log",
+        MLSERVE_GRPC_PORT=str(grpc_port),
+    ).start()
+    try:
+        ran = subprocess.run(
+            [sys.executable, "-c", example.replace("localhost:5001", f"127.0.0.1:{grpc_port}")],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        gateway.stop()
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "0"

@@ -1,4 +1,4 @@
-"""The Grafana dashboard queries only metrics model_api really exports."""
+"""The Grafana dashboard queries only metrics model_api and the gateway really export."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import re
 from prometheus_client import REGISTRY
 
 import model_api.metrics  # noqa: F401 - registers the metrics
+import web_api.gateway.metrics  # noqa: F401 - and the gateway's
 from harness import ROOT
 
 DASHBOARD = ROOT / "deploy" / "grafana" / "mlserve.json"
@@ -17,7 +18,7 @@ SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), 
 
 
 def exported_names() -> set[str]:
-    """Every series name model_api's metrics can have (labelled ones have no samples yet)."""
+    """Every series name the services' metrics can have (labelled ones have no samples yet)."""
     return {
         family.name + suffix
         for family in REGISTRY.collect()
