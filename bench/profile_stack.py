@@ -2,7 +2,8 @@
 
 Starts the stack as a user does (`./start_all.sh cli mnist`, local mode, a new empty Redis),
 warms it up, then loads :5000 with wrk and the peers' never-repeated mnist PNGs (32 clients,
-`/predict` or, with `--v2`, V2 infer) while `py-spy record --format raw --nonblocking
+`/predict` or, with `--v2`, V2 infer; with `--grpc`, gRPC `ModelInfer` from
+bench/load/grpc_loop.py) while `py-spy record --format raw --nonblocking
 --threads` samples each model_api and web_api worker. Writes one raw file per worker and one
 per service (speedscope.app opens them as they are), then prints each service's bucket table
 (`bench/profile_summary.py`):
@@ -22,6 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.load.grpc_loop import run_grpc
 from bench.load.wrk import SliceAllocator, run_wrk
 from bench.peers.mlserve_stack import MLServeStack
 from bench.peers.pack import WORK_DIR, ensure_pack
@@ -39,6 +41,9 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--v2", action="store_true", help="V2 infer instead of /predict")
+    parser.add_argument(
+        "--grpc", action="store_true", help="gRPC ModelInfer (bench/load/grpc_loop)"
+    )
     args = parser.parse_args()
     py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
     body, path = ("v2", "/v2/models/mnist/infer") if args.v2 else ("multipart", "/predict")
@@ -48,7 +53,15 @@ def main() -> int:
     stack.start()
     try:
         url = stack.base_url("web") + path
-        run_wrk(url, images.take(3 * MNIST_CAP), args.clients, 2, body=body)  # warm-up
+
+        def run_load(count: int, seconds: int) -> dict:
+            if args.grpc:
+                return run_grpc(
+                    stack.base_url("grpc"), "mnist", images.take(count), args.clients, seconds
+                )
+            return run_wrk(url, images.take(count), args.clients, seconds, body=body)
+
+        run_load(3 * MNIST_CAP, 2)  # warm-up
         spies = {
             (service, process.pid): subprocess.Popen(
                 [
@@ -73,9 +86,7 @@ def main() -> int:
             for service in PROFILED
             for process in process_tree(stack.pid(service))[1:]  # the workers
         }
-        load = run_wrk(
-            url, images.take(args.duration * MNIST_CAP), args.clients, args.duration, body=body
-        )
+        load = run_load(args.duration * MNIST_CAP, args.duration)
         for spy in spies.values():
             spy.wait()
     finally:

@@ -46,6 +46,9 @@ class MLServeStack:
             self.env["MLSERVE_MODELS_DIR"] = str(models_dir)
 
     def base_url(self, service: str) -> str:
+        """`model_api`'s, the gateway's (`main`), or for `grpc` the gateway's gRPC address."""
+        if service == "grpc":
+            return f"127.0.0.1:{self.ports['grpc']}"
         port = self.ports["model_api"] if service == "model_api" else self.ports["web"]
         return f"http://127.0.0.1:{port}"
 

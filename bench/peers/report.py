@@ -23,6 +23,12 @@ RATIOS = [
     ("cache hits / full stack unique", "mlserve-hits", ("mlserve-unique",), 3.0),
     ("leukemia batching on / off, 64 clients", "leukemia-on-64", ("leukemia-off-64",), 1.3),
     ("V2 infer (binary BYTES) / full stack unique", "mlserve-v2-unique", ("mlserve-unique",), 0.9),
+    (
+        "gRPC infer (BYTES) / V2 REST infer, unique",
+        "mlserve-grpc-unique",
+        ("mlserve-v2-unique",),
+        0.9,
+    ),
     # the cache-hit targets, applied to V2 clients too
     ("V2 cache hits / constant-JSON floor 2 workers", "mlserve-v2-hits", ("floor-2w",), 0.4),
     ("V2 cache hits / V2 unique", "mlserve-v2-hits", ("mlserve-v2-unique",), 3.0),

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.load.grpc_loop import run_grpc
 from bench.load.wrk import LoadError, Slice, SliceAllocator, run_wrk
 from bench.peers.machine import steal_seconds
 from bench.peers.pack import Pack
@@ -77,10 +78,16 @@ class Runner:
         clients = m.clients or s.concurrency
         url = server.base_url(m.service) + m.path
         warm, measured = self._slices(m)
-        warmup = run_wrk(url, warm, clients, s.warmup, s.wrk_threads, m.body)
+
+        def load(images: Slice, seconds: int) -> dict:
+            if m.body == "grpc":  # the gRPC front end: `path` names the model
+                return run_grpc(server.base_url("grpc"), m.path, images, clients, seconds)
+            return run_wrk(url, images, clients, seconds, s.wrk_threads, m.body)
+
+        warmup = load(warm, s.warmup)
         pids = [p["pid"] for group in server.memory().values() for p in group]
         before, stolen = cpu_seconds(pids), steal_seconds()
-        figures = run_wrk(url, measured, clients, s.duration, s.wrk_threads, m.body)
+        figures = load(measured, s.duration)
         after, stolen = cpu_seconds(pids), steal_seconds() - stolen
         repeated = m.images == "unique" and warmup["wrapped"] + figures["wrapped"] > 0
         record = {

@@ -49,7 +49,8 @@ class Measurement:
     clients: int | None = None
     """None: the run's --concurrency."""
     body: str = "multipart"
-    """`multipart` (a file upload) or `v2` (Open Inference Protocol, binary BYTES input)."""
+    """`multipart` (a file upload), `v2` (Open Inference Protocol, binary BYTES input) or
+    `grpc` (the protocol over gRPC, `ModelInfer` of a BYTES input; `path` is the model)."""
     cap: int = MNIST_CAP
 
 
@@ -192,6 +193,14 @@ def all_targets() -> list[Target]:
                     "unique",
                     path="/v2/models/mnist/infer",
                     body="v2",
+                ),
+                Measurement(
+                    "mlserve-grpc-unique",
+                    "MLServe full stack, gRPC infer (BYTES), unique images",
+                    "unique",
+                    service="grpc",
+                    path="mnist",
+                    body="grpc",
                 ),
                 Measurement(
                     "mlserve-v2-hits",

@@ -325,3 +325,65 @@ def test_results_come_back_through_a_queue_in_one_process_too() -> None:
     part = results.get_nowait()
     assert part.statuses == {"200": len(part.latencies_ms)} and part.errors == []
     assert part.images_reused == max(0, part.sent - plan.images) and part.cpu_share > 0
+
+
+# the gRPC closed loop (bench/load/grpc_loop.py)
+def test_the_grpc_loop_sends_each_png_of_its_slice_and_counts_refusals(tmp_path) -> None:  # noqa: ANN001
+    """Against a real grpc.aio server: every call carries the slice's PNGs in turn as a BYTES
+    input; calls the server refuses are failures, by status, not answers."""
+    import struct
+
+    import grpc
+    import numpy as np
+    from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+    from bench.load.grpc_loop import run_grpc
+    from bench.load.wrk import Slice
+    from bench.peers.pack import Pack
+
+    pngs = [b"png-%d" % i for i in range(5)]
+    path = tmp_path / "pack.bin"
+    path.write_bytes(b"".join(struct.pack(">I", len(p)) + p for p in pngs))
+    offsets = np.cumsum([0] + [4 + len(p) for p in pngs[:-1]])
+    seen: list[bytes] = []
+
+    class Recorder(service_pb2_grpc.GRPCInferenceServiceServicer):
+        async def ModelInfer(self, request, context):  # noqa: ANN001, ANN202, N802
+            (tensor,) = request.inputs
+            assert (request.model_name, tensor.name, tensor.datatype) == ("m", "image", "BYTES")
+            seen.append(request.raw_input_contents[0][4:])
+            if seen[-1] == b"png-3":
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "not an image")
+            return service_pb2.ModelInferResponse(model_name="m")
+
+    ready, stop = threading.Event(), threading.Event()
+    port_box: list[int] = []
+
+    def serve_grpc() -> None:
+        async def main() -> None:
+            server = grpc.aio.server()
+            service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(Recorder(), server)
+            port_box.append(server.add_insecure_port("127.0.0.1:0"))
+            await server.start()
+            ready.set()
+            while not stop.is_set():
+                await asyncio.sleep(0.05)
+            await server.stop(None)
+
+        asyncio.run(main())
+
+    thread = threading.Thread(target=serve_grpc)
+    thread.start()
+    try:
+        ready.wait(10)
+        pack = Pack("mnist", path, offsets)
+        figures = run_grpc(f"127.0.0.1:{port_box[0]}", "m", Slice(pack, 1, 4), 2, 1)
+    finally:
+        stop.set()
+        thread.join()
+    assert set(seen) == {b"png-1", b"png-2", b"png-3", b"png-4"}
+    assert figures["ok"] + figures["failures"] == figures["sent"] == len(seen)
+    assert (
+        figures["statuses"] == {"INVALID_ARGUMENT": figures["failures"]} and figures["failures"] > 0
+    )
+    assert figures["wrapped"] > 0 and figures["rps"] > 0 and figures["wrk_cpu"] > 0
