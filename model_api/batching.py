@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mlserve_common.runtime import tracing
 from mlserve_common.runtime.errors import log_unexpected
 from model_api.errors import OverloadedError
 from model_api.inference import ModelRunner
@@ -46,6 +48,9 @@ class _Waiting:
     since: float = field(default_factory=time.perf_counter)
     taken: bool = False  # in a batch that is running
     late: Callable[[np.ndarray], None] | None = None  # its client left while it ran
+    taken_at: float = 0.0
+    context: contextvars.Context | None = field(default_factory=tracing.capture)
+    """Its request's context, with tracing on: the batch's spans go into its trace."""
 
 
 class Batcher:
@@ -117,7 +122,8 @@ class Batcher:
         if announcement is not None:
             announcement.arrive()
         if inline and not (self._queue or self._busy or self._on_the_way):
-            return self.runner.run(tensor)[0]  # a batch of one: no wait, no thread hop
+            with tracing.span("inference", **{"mlserve.batch_size": 1}):
+                return self.runner.run(tensor)[0]  # a batch of one: no wait, no thread hop
         future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
         waiting = _Waiting(tensor, future)
         self._queue.append(waiting)
@@ -160,13 +166,14 @@ class Batcher:
             waiting = self._queue.popleft()
             self._depth.dec()
             if not waiting.future.done():
-                waiting.taken = True
+                waiting.taken, waiting.taken_at = True, now
                 batch.append(waiting)
                 self._queue_seconds.observe(now - waiting.since)
         return batch
 
     async def _run_batch(self, batch: list[_Waiting]) -> None:
         loop = asyncio.get_running_loop()
+        started = time.perf_counter()
         try:
             tensors = np.concatenate([w.tensor for w in batch])
             rows = await loop.run_in_executor(self._executor, self.runner.run, tensors)
@@ -175,6 +182,8 @@ class Batcher:
             for waiting in batch:
                 await self._run_one(waiting)
             return
+        if tracing.enabled:
+            _trace(batch, started, time.perf_counter())
         for waiting, row in zip(batch, rows, strict=True):
             _settle(waiting, row)
 
@@ -187,6 +196,15 @@ class Batcher:
                 waiting.future.set_exception(exc)
             return
         _settle(waiting, row)
+
+
+def _trace(batch: list[_Waiting], started: float, ended: float) -> None:
+    """Each request's spans of the batch it was in: its wait in the queue, and the run."""
+    for waiting in batch:
+        if waiting.context is not None:
+            waiting.context.run(tracing.record, "queue", waiting.since, waiting.taken_at)
+            size = {"mlserve.batch_size": len(batch)}
+            waiting.context.run(tracing.record, "inference", started, ended, **size)
 
 
 def _settle(waiting: _Waiting, row: np.ndarray) -> None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from mlserve_common.runtime import tracing
 from mlserve_common.runtime.body import too_large
 from mlserve_common.runtime.errors import (
     InvalidRequestError,
@@ -206,7 +207,8 @@ class DataPlane:
         try:
             if len(item.body) > self.max_body_bytes:
                 raise too_large(self.max_body_bytes)
-            return await answer(item)
+            with tracing.item_span(f"POST {where}", item.traceparent):
+                return await answer(item)
         except MLServeError as exc:
             log_error("POST", where, exc)
             retry_after = exc.headers.get("Retry-After") if exc.headers else None

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from mlserve_common.runtime import tracing
 from mlserve_common.runtime.body import UploadBudget
 from mlserve_common.runtime.errors import install_error_handlers
 from mlserve_common.runtime.hot_path import HotPath, declare
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.dataplane.attach(None)
             await repository.close()
             await cache.close()
+            tracing.shutdown()  # the spans still queued go out
 
     app = FastAPI(
         title="MLServe model_api",

@@ -26,6 +26,7 @@ from typing import TypeVar
 import numpy as np
 from PIL import Image
 
+from mlserve_common.runtime import tracing
 from mlserve_common.wire import answer_json
 from mlserve_common.wire.cache_keys import cache_key, image_sha256
 from model_api import answers
@@ -198,6 +199,9 @@ class Predictor:
         else:
             loop = asyncio.get_running_loop()
             rows = await loop.run_in_executor(self.executor, self.runner.run, tensor)
+            tracing.record(
+                "inference", start, time.perf_counter(), **{"mlserve.batch_size": len(tensor)}
+            )
         return self._encode_v2(rows), {"inference_ms": _ms(start)}
 
     def _encode_v2(self, rows: np.ndarray) -> bytes:
@@ -287,7 +291,11 @@ class Predictor:
         """`work(opened)` in a thread. The client leaving (cancelled) before it starts: the
         work is dropped. Leaving while it runs (late): it finishes, and `late` (if given)
         stores what it infers in the cache."""
-        job = executor.submit(self._started, work, opened, time.perf_counter())
+        since, context = time.perf_counter(), tracing.capture()
+        if context is None:
+            job = executor.submit(self._started, work, opened, since)
+        else:  # the thread's spans and log lines are the request's
+            job = executor.submit(context.run, self._started, work, opened, since)
         try:
             return await asyncio.wrap_future(job)
         except asyncio.CancelledError:
@@ -300,7 +308,9 @@ class Predictor:
 
     def _started(self, work: Callable[[Image.Image], T], opened: Image.Image, since: float) -> T:
         """In the worker thread: record how long the job queued, then do it."""
-        self.metrics.queue_seconds.observe(time.perf_counter() - since)
+        now = time.perf_counter()
+        self.metrics.queue_seconds.observe(now - since)
+        tracing.record("queue", since, now)
         return work(opened)
 
     def _store_late(
@@ -319,17 +329,20 @@ class Predictor:
     def _decode_preprocess(self, image: Image.Image) -> tuple[np.ndarray, dict[str, float]]:
         """Opened image -> decoded (and shrunk) -> the model's (1, C, H, W) input."""
         start = time.perf_counter()
-        decoded = load_image(image, self.target)
+        with tracing.span("decode"):
+            decoded = load_image(image, self.target)
         decode_ms = _ms(start)
         start = time.perf_counter()
-        tensor = preprocess(decoded, self.runner.config)
+        with tracing.span("preprocess"):
+            tensor = preprocess(decoded, self.runner.config)
         return tensor, {"decode_ms": decode_ms, "preprocess_ms": _ms(start)}
 
     def _decode_preprocess_infer(self, image: Image.Image) -> tuple[np.ndarray, dict[str, float]]:
         """Decode, preprocess, then run the session on this image alone."""
         tensor, timings = self._decode_preprocess(image)
         start = time.perf_counter()
-        row = self.runner.run(tensor)[0]
+        with tracing.span("inference", **{"mlserve.batch_size": 1}):
+            row = self.runner.run(tensor)[0]
         timings["inference_ms"] = _ms(start)
         return row, timings
 

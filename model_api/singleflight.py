@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from mlserve_common.runtime import tracing
 from model_api.cache import Claim, PredictionCache
 from model_api.metrics import ModelMetrics
 
@@ -67,7 +68,8 @@ class SingleFlight:
             # Asked in this process right now: no second trip to Redis.
             self._waits_here.inc()
             try:
-                return await asyncio.shield(shared)
+                with tracing.span("single-flight wait", **{"mlserve.level": "process"}):
+                    return await asyncio.shield(shared)
             except asyncio.CancelledError:
                 if not shared.cancelled() or _being_cancelled():
                     raise
@@ -91,12 +93,15 @@ class SingleFlight:
     async def _look_up_or_compute(self, key: str, compute: Compute) -> Outcome:
         start = time.perf_counter()
         try:
-            claim = await self._claim(key)
+            with tracing.span("cache lookup"):
+                claim = await self._claim(key)
+                hit = claim.value is not None and self.readable(claim.value)
+                tracing.set_attributes(**{"mlserve.cache": "hit" if hit else "miss"})
         except asyncio.CancelledError:
             self._dropped.inc()  # its client left before any work started: none will
             raise
         lookup = {"cache_lookup_ms": (time.perf_counter() - start) * 1000}
-        if claim.value is not None and self.readable(claim.value):
+        if hit:
             return Outcome(claim.value, lookup, "cache")
         found = await self._lead_or_wait(key, compute, claim)
         return Outcome(found.prediction, {**found.timings, **lookup}, found.source)
@@ -107,16 +112,20 @@ class SingleFlight:
     async def _lead_or_wait(self, key: str, compute: Compute, claim: Claim) -> Outcome:
         deadline = time.monotonic() + self.lease_ms / 1000
         poll = FIRST_POLL_SECONDS
+        waited = None  # when this request began to wait for another process's inference
         while True:
             if claim.value is not None:  # stored but foreign or corrupt: compute, overwrite
                 return await self._compute_and_store(key, compute, holds_lease=False)
             if claim.lease is not False or time.monotonic() > deadline:
+                _traced_wait(waited)
                 return await self._compute_and_store(key, compute, holds_lease=bool(claim.lease))
+            waited = waited or time.perf_counter()
             await asyncio.sleep(poll)
             poll = min(poll * 2, LONGEST_POLL_SECONDS)
             claim = await self._claim(key)
             if claim.value is not None and self.readable(claim.value):
                 self._waits_elsewhere.inc()
+                _traced_wait(waited)
                 return Outcome(claim.value, {}, "redis")
 
     async def _compute_and_store(self, key: str, compute: Compute, holds_lease: bool) -> Outcome:
@@ -126,5 +135,14 @@ class SingleFlight:
             if holds_lease:  # let the waiters try at once rather than wait out the lease
                 await asyncio.shield(self.cache.release_lease(key))
             raise
-        await self.cache.put(key, prediction, release_lease=holds_lease)
+        with tracing.span("cache write"):
+            await self.cache.put(key, prediction, release_lease=holds_lease)
         return Outcome(prediction, timings, "computed")
+
+
+def _traced_wait(since: float | None) -> None:
+    """The span of a wait for another worker's or replica's inference, if there was one."""
+    if since is not None:
+        tracing.record(
+            "single-flight wait", since, time.perf_counter(), **{"mlserve.level": "redis"}
+        )

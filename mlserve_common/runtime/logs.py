@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -24,9 +25,21 @@ request_fields: contextvars.ContextVar[dict[str, str] | None] = contextvars.Cont
 Each request runs in a task of its own, with its own copy of the context: nothing leaks
 from one request to the next."""
 
-FIELDS = ("model", "digest", "method", "path", "status", "duration_ms", "code")
+FIELDS = ("trace_id", "model", "digest", "method", "path", "status", "duration_ms", "code")
 """A record's own fields (logging's `extra=`) that go into a JSON line when present."""
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+TRACED_TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s %(trace_id)s] %(message)s"
+"""The text format while traces are exported: each line names its trace too."""
+
+_trace_ids: Callable[[], str | None] | None = None
+"""The current trace's id, once `mlserve_common.runtime.tracing` exports traces."""
+
+
+def use_trace_ids(current: Callable[[], str | None] | None) -> None:
+    """Every log line from now on carries the trace id `current()` gives (tracing's hook;
+    None: no more)."""
+    global _trace_ids
+    _trace_ids = current
 
 
 class LogFormat(StrEnum):
@@ -62,6 +75,8 @@ class _RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if "request_id" not in record.__dict__:
             record.request_id = request_id_var.get()
+        if _trace_ids is not None and "trace_id" not in record.__dict__:
+            record.trace_id = _trace_ids() or "-"
         return True
 
 
@@ -87,7 +102,7 @@ class JsonFormatter(logging.Formatter):
         entry.update(request_fields.get() or {})
         for name in FIELDS:
             value = record.__dict__.get(name)
-            if value is not None:
+            if value is not None and value != "-":
                 entry[name] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
@@ -103,7 +118,9 @@ def setup_logging(settings: LogSettings, service: str) -> None:
         logging.captureWarnings(True)  # a library's warning is a JSON line too
     else:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+        handler.setFormatter(
+            logging.Formatter(TRACED_TEXT_FORMAT if _trace_ids is not None else TEXT_FORMAT)
+        )
     handler.addFilter(_RequestIdFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

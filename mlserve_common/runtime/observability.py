@@ -11,6 +11,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mlserve_common.runtime import tracing
 from mlserve_common.runtime.logs import request_id_var
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -80,16 +81,39 @@ class RequestIdMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
+        trace_id = None  # the access line is written after the span has ended
         try:
-            await self.app(scope, receive, send_with_id)
+            if tracing.enabled:
+                with self._span(scope) as span:
+                    trace_id = tracing.trace_id()
+                    await self.app(scope, receive, send_with_id)
+                    span.set_attribute("http.response.status_code", status)
+                    tracing.set_attributes(**tracing.request_attributes())
+            else:
+                await self.app(scope, receive, send_with_id)
         finally:
             if self.access_log:
-                self._log(scope, status, start)
+                self._log(scope, status, start, trace_id)
             request_id_var.reset(token)
 
     @staticmethod
-    def _log(scope: Scope, status: int, start: float) -> None:
+    def _span(scope: Scope):  # noqa: ANN205 - a context manager
+        """The request's server span, in the trace its `traceparent` header names."""
+        carrier = {
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in scope["headers"]
+            if name in (b"traceparent", b"tracestate")
+        }
+        method, path = scope["method"], scope["path"]
+        return tracing.server_span(
+            f"{method} {path}", carrier, **{"http.request.method": method, "url.path": path}
+        )
+
+    @staticmethod
+    def _log(scope: Scope, status: int, start: float, trace_id: str | None) -> None:
         duration_ms = round((time.perf_counter() - start) * 1000, 3)
         method, path = scope["method"], scope["path"]
         extra = {"method": method, "path": path, "status": status, "duration_ms": duration_ms}
+        if trace_id is not None:
+            extra["trace_id"] = trace_id
         access_logger.info("%s %s %d %.1f ms", method, path, status, duration_ms, extra=extra)

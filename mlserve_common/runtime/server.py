@@ -22,6 +22,7 @@ import tempfile
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
+from mlserve_common.runtime import tracing
 from mlserve_common.runtime.http_limits import HttpLimits
 from mlserve_common.runtime.http_protocol import GuardedHttpProtocol
 from mlserve_common.runtime.logs import LogSettings, setup_logging
@@ -111,6 +112,7 @@ def init_worker(logs: LogSettings, service: str) -> None:
     supervisor = os.environ.get(SUPERVISOR_ENV, "")
     if not supervisor.isdigit():
         return  # not under serve() (a TestClient in tests): leave logging alone
+    tracing.configure(service)  # first: with traces, every log line names its trace
     setup_logging(logs, service)
     if int(supervisor) == os.getpid():
         return  # one process: nothing above it to outlive

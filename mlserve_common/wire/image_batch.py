@@ -8,7 +8,8 @@ keeps its own request id, its own answer, its own status: one bad image gets its
 and its batch-mates their predictions. Small V2 inference requests go together the same
 way, each item a whole V2 request body.
 
-Both bodies are a one-line JSON header, a newline, then the items' bytes back to back:
+Both bodies are a one-line JSON header, a newline, then the items' bytes back to back
+(with tracing on, the images' header also gives each item's W3C `traceparents`):
 
     images:   {"sizes": [812, 790], "ids": ["3f..", "40.."]}\\n<812 bytes><790 bytes>
     answers:  {"answers": [[200, 231, null], [400, 96, null]]}\\n<231 bytes><96 bytes>
@@ -22,6 +23,7 @@ one is JSON.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import orjson
@@ -32,7 +34,8 @@ IMAGES_TYPE = "application/vnd.mlserve.images"
 ANSWERS_TYPE = "application/vnd.mlserve.answers"
 MAX_ITEMS = 64
 """The most images one call may carry."""
-_MAX_HEADER_BYTES = 64 + MAX_ITEMS * 96
+_MAX_HEADER_BYTES = 64 + MAX_ITEMS * 192
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
 
 
 class BatchFormatError(ValueError):
@@ -46,6 +49,8 @@ class Item:
     """What the item carries: an image file, or a whole V2 request body."""
     header_length: int | None = None
     """A V2 body's Inference-Header-Content-Length (the JSON's length before binary data)."""
+    traceparent: str | None = None
+    """The W3C trace context its request's trace continues in (with tracing on)."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,8 @@ def encode_images(items: list[Item]) -> bytes:
     header: dict = {"sizes": [len(i.body) for i in items], "ids": [i.request_id for i in items]}
     if any(item.header_length is not None for item in items):
         header["header_lengths"] = [item.header_length for item in items]
+    if any(item.traceparent is not None for item in items):
+        header["traceparents"] = [item.traceparent for item in items]
     return b"".join([orjson.dumps(header), b"\n", *(item.body for item in items)])
 
 
@@ -120,9 +127,13 @@ def decode_images(body: bytes) -> list[Item]:
         raise BatchFormatError(
             "the images body's header_lengths must give each item null or a length within it"
         )
+    traces = header.get("traceparents", [None] * len(sizes))
+    if not isinstance(traces, list) or len(traces) != len(sizes):
+        raise BatchFormatError("the images body's traceparents must give each item one or null")
     images = _cut(payload, sizes, "images")
     safe = [i if is_safe_request_id(i) else "" for i in ids]
-    return [Item(*item) for item in zip(safe, images, lengths, strict=True)]
+    traces = [t if isinstance(t, str) and _TRACEPARENT.fullmatch(t) else None for t in traces]
+    return [Item(*item) for item in zip(safe, images, lengths, traces, strict=True)]
 
 
 def _header_length(value: object, size: int) -> bool:

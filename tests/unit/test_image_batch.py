@@ -105,3 +105,15 @@ def test_a_header_length_that_does_not_fit_its_item_is_refused(lengths: object) 
 def test_an_answer_with_a_bad_header_length_is_refused(fourth: object) -> None:
     with pytest.raises(BatchFormatError, match="header_length"):
         image_batch.decode_answers(_body({"answers": [[200, 2, None, fourth]]}, b"xx"), 1)
+
+
+def test_traceparents_travel_with_their_items_and_bad_ones_are_dropped() -> None:
+    good = "00-" + "a" * 32 + "-" + "b" * 16 + "-01"
+    items = [Item("a", b"1", traceparent=good), Item("b", b"2")]
+    assert image_batch.decode_images(image_batch.encode_images(items)) == items
+    assert b"traceparents" not in image_batch.encode_images([Item("c", b"3")])
+    forged = [Item("d", b"4", traceparent="00-zz\r\n"), Item("e", b"5", traceparent=good[:-1])]
+    decoded = image_batch.decode_images(image_batch.encode_images(forged))
+    assert [item.traceparent for item in decoded] == [None, None]
+    with pytest.raises(BatchFormatError, match="traceparents"):
+        image_batch.decode_images(b'{"sizes": [1], "ids": ["a"], "traceparents": []}\n1')

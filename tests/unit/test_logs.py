@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from mlserve_common.runtime import logs
 from mlserve_common.runtime.logs import (
     JsonFormatter,
     LogFormat,
@@ -91,3 +92,27 @@ def test_the_format_is_a_setting() -> None:
     assert LogSettings().log_format is LogFormat.text
     with pytest.raises(ValueError):
         LogSettings(log_format="xml")
+
+
+@pytest.mark.parametrize("chosen", [LogFormat.json, LogFormat.text])
+def test_with_traces_on_every_line_names_its_trace(
+    chosen: LogFormat, restore_logging, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """tracing.configure hands the logs its trace-id lookup; outside a trace a line has none."""
+    current = {"id": "4bf92f3577b34da6a3ce929d0e0e4736"}
+    logs.use_trace_ids(lambda: current["id"])
+    try:
+        setup_logging(LogSettings(log_format=chosen), "web_api")
+        logging.getLogger("mlserve").warning("traced")
+        current["id"] = None
+        logging.getLogger("mlserve").warning("untraced")
+    finally:
+        logs.use_trace_ids(None)
+    out, err = capsys.readouterr()
+    if chosen is LogFormat.json:
+        traced, untraced = map(json.loads, out.splitlines())
+        assert traced["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+        assert "trace_id" not in untraced
+    else:
+        assert "[- 4bf92f3577b34da6a3ce929d0e0e4736] traced" in err
+        assert "[- -] untraced" in err

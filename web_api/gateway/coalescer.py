@@ -46,6 +46,7 @@ from urllib.parse import urlencode
 
 import orjson
 
+from mlserve_common.runtime import tracing
 from mlserve_common.runtime.observability import REQUEST_ID_HEADER
 from mlserve_common.wire import image_batch, v2_wire
 from mlserve_common.wire.image_batch import Item
@@ -171,7 +172,8 @@ class Coalescer:
         self, model_path: str, app_type: str, image: bytes, request_id: str
     ) -> UpstreamResponse:
         destination = Destination.predict(model_path, app_type)
-        return await self._forward(destination, Item(request_id, image), self._shareable(image))
+        item = Item(request_id, image, traceparent=tracing.traceparent())
+        return await self._forward(destination, item, self._shareable(image))
 
     async def infer_v2(
         self, target: str, body: bytes, headers: dict[str, str], request_id: str
@@ -184,7 +186,7 @@ class Coalescer:
             # model_api answers what the gateway does not understand (a header that is not
             # a number gets its 400 there), exactly as sent
             return await self.client.request("POST", target, body=body, headers=headers)
-        item = Item(request_id, body, length)
+        item = Item(request_id, body, length, tracing.traceparent())
         return await self._forward(destination, item, True)
 
     async def _forward(
@@ -297,6 +299,8 @@ class Coalescer:
         else:
             headers = {"content-type": "application/octet-stream"}  # the image's own bytes
         headers[REQUEST_ID_HEADER] = item.request_id
+        if item.traceparent is not None:
+            headers[tracing.TRACEPARENT] = item.traceparent
         return await self.client.request("POST", destination.alone, body=item.body, headers=headers)
 
     async def _together(

@@ -26,6 +26,7 @@ from typing import Any
 import grpc
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
+from mlserve_common.runtime import tracing
 from mlserve_common.runtime.body import UploadBudget
 from mlserve_common.runtime.errors import MLServeError, log_error, log_unexpected
 from mlserve_common.runtime.logs import note_request, request_id_var
@@ -59,14 +60,20 @@ Handler = Callable[..., Awaitable[Any]]
 
 
 class Call:
-    """What one RPC knows about itself: its request id, and the headers its calls to
-    model_api carry."""
+    """What one RPC knows about itself: its request id."""
 
-    __slots__ = ("request_id", "headers")
+    __slots__ = ("request_id",)
 
     def __init__(self, request_id: str) -> None:
         self.request_id = request_id
-        self.headers = {REQUEST_ID_HEADER: request_id}
+
+    def headers(self) -> dict[str, str]:
+        """What a call to model_api carries of this one: its id, and with tracing on the
+        trace context of the span under way."""
+        headers = {REQUEST_ID_HEADER: self.request_id}
+        if tracing.enabled:
+            headers[tracing.TRACEPARENT] = tracing.traceparent()
+        return headers
 
 
 def rpc(*, open_: bool = False) -> Callable[[Handler], Handler]:
@@ -77,12 +84,9 @@ def rpc(*, open_: bool = False) -> Callable[[Handler], Handler]:
         name = handler.__name__
         path = SERVICE + name
 
-        @functools.wraps(handler)
-        async def answer(self: InferenceService, request: Any, context: Any) -> Any:
-            metadata = dict(context.invocation_metadata() or ())
-            given = metadata.get(REQUEST_ID_HEADER, "")
-            request_id = given if is_safe_request_id(given) else new_request_id()
-            token = request_id_var.set(request_id)
+        async def answered(
+            self: InferenceService, request: Any, context: Any, metadata: dict, request_id: str
+        ) -> Any:
             trailer = ((REQUEST_ID_HEADER, request_id),)
             start, status = time.perf_counter(), grpc.StatusCode.OK
             try:
@@ -119,6 +123,20 @@ def rpc(*, open_: bool = False) -> Callable[[Handler], Handler]:
                 metrics.GRPC_SECONDS.labels(name).observe(seconds)
                 if self.settings.access_log:
                     _log(path, status, seconds)
+
+        @functools.wraps(handler)
+        async def answer(self: InferenceService, request: Any, context: Any) -> Any:
+            metadata = dict(context.invocation_metadata() or ())
+            given = metadata.get(REQUEST_ID_HEADER, "")
+            request_id = given if is_safe_request_id(given) else new_request_id()
+            token = request_id_var.set(request_id)
+            try:
+                if not tracing.enabled:
+                    return await answered(self, request, context, metadata, request_id)
+                # the call's log lines, error or access, are written inside its span
+                with tracing.server_span(f"grpc {name}", metadata, **{"rpc.method": name}):
+                    return await answered(self, request, context, metadata, request_id)
+            finally:
                 request_id_var.reset(token)
 
         return answer
@@ -152,7 +170,8 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
     async def _ask(
         self, call: Call, method: str, path: str, body: bytes = b"", ok: tuple = (200,)
     ) -> UpstreamResponse:
-        answer = await self.client.request(method, path, body=body, headers=call.headers)
+        with tracing.span("forward", tracing.SpanKind.CLIENT):
+            answer = await self.client.request(method, path, body=body, headers=call.headers())
         if answer.status not in ok:
             raise grpc_codec.upstream_error(answer.status, answer.body)
         return answer
@@ -199,12 +218,17 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
             held.take(request.ByteSize())  # what this call holds, against the worker's budget
             v2 = grpc_codec.infer_call(request)
             del request
-            headers = {**call.headers, **v2.headers()}
-            if self.coalescer.coalescing:  # small requests share calls, as on V2 REST
-                forwarded = self.coalescer.infer_v2(v2.target, v2.body, headers, call.request_id)
-            else:
-                forwarded = self.client.request("POST", v2.target, body=v2.body, headers=headers)
-            answer = await forwarded
+            with tracing.span("forward", tracing.SpanKind.CLIENT):
+                headers = {**call.headers(), **v2.headers()}
+                if self.coalescer.coalescing:  # small requests share calls, as on V2 REST
+                    forwarded = self.coalescer.infer_v2(
+                        v2.target, v2.body, headers, call.request_id
+                    )
+                else:
+                    forwarded = self.client.request(
+                        "POST", v2.target, body=v2.body, headers=headers
+                    )
+                answer = await forwarded
         if answer.status != 200:
             raise grpc_codec.upstream_error(answer.status, answer.body)
         return grpc_codec.infer_response(answer.body, answer.header_length)

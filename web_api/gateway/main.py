@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from mlserve_common.runtime import tracing
 from mlserve_common.runtime.body import UploadBudget
 from mlserve_common.runtime.errors import install_error_handlers
 from mlserve_common.runtime.hot_path import HotPath, declare
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.coalescer.close()
             await app.state.model_client.close()
             await app.state.hit_cache.close()
+            tracing.shutdown()  # the spans still queued go out
 
     app = FastAPI(
         title="MLServe",

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
+from mlserve_common.runtime import tracing
 from mlserve_common.runtime.body import read_limited_body
 from mlserve_common.runtime.disconnect import unless_disconnected
 from mlserve_common.runtime.errors import InvalidRequestError, MLServeError
@@ -58,6 +59,15 @@ def _passthrough(upstream: UpstreamResponse) -> Response:
     )
 
 
+def upstream_headers(request: Request) -> dict[str, str]:
+    """What a call to model_api carries of its request: its id, and with tracing on the
+    trace context of the span under way."""
+    headers = {REQUEST_ID_HEADER: request.state.request_id}
+    if tracing.enabled:
+        headers[tracing.TRACEPARENT] = tracing.traceparent()
+    return headers
+
+
 MODEL_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 
@@ -92,21 +102,31 @@ async def _forward_image(request: Request, model_name: str) -> Response:
     with request.app.state.upload_budget.reservation() as held:
         if hits.enabled or coalescer.coalescing:
             body = await read_image_bytes(request, settings.max_body_bytes, held)
-            cached = await hits.answer(APP_TYPE, model_name, body)
+            with tracing.span("cache lookup"):
+                cached = await hits.answer(APP_TYPE, model_name, body)
+                tracing.set_attributes(
+                    **{"mlserve.cache": "forwarded" if cached is None else "hit"}
+                )
             if cached is not None:
                 return Response(cached, media_type="application/json")
-            request_id = request.state.request_id
-            forwarded = coalescer.predict(base, APP_TYPE, body, request_id)
+            with tracing.span("forward", tracing.SpanKind.CLIENT):
+                forwarded = coalescer.predict(base, APP_TYPE, body, request.state.request_id)
+                # A client that leaves cancels the call, which closes its connection to
+                # model_api, where the work behind it is dropped in turn.
+                upstream = await unless_disconnected(request, forwarded)
         else:
             body = await read_limited_body(request, settings.max_body_bytes, held)
             content_type = request.headers.get("content-type", "application/octet-stream")
-            headers = {"content-type": content_type, REQUEST_ID_HEADER: request.state.request_id}
-            forwarded = client.request(
-                "POST", base + "/predict", body=body, headers=headers, params={"app_type": APP_TYPE}
-            )
-        # A client that leaves cancels the call, which closes its connection to model_api,
-        # where the work behind it is dropped in turn.
-        upstream = await unless_disconnected(request, forwarded)
+            with tracing.span("forward", tracing.SpanKind.CLIENT):
+                headers = {"content-type": content_type, **upstream_headers(request)}
+                forwarded = client.request(
+                    "POST",
+                    base + "/predict",
+                    body=body,
+                    headers=headers,
+                    params={"app_type": APP_TYPE},
+                )
+                upstream = await unless_disconnected(request, forwarded)
     if upstream.status == 200 and hits.enabled:
         hits.learn(model_name, upstream.body)
     return _passthrough(upstream)
@@ -135,19 +155,20 @@ async def forward_v2(request: Request, **_: str) -> Response:
     if not _RAW_PATH.fullmatch(raw_path) or any(c <= 0x20 or c > 0x7E for c in query):
         raise UnknownRouteError("no such V2 route")
     target = raw_path.decode("ascii") + ("?" + query.decode("ascii") if query else "")
-    headers = {REQUEST_ID_HEADER: request.state.request_id}
-    for name in ("content-type", v2_wire.HEADER_LENGTH):
-        if name in request.headers:
-            headers[name] = request.headers[name]
     with request.app.state.upload_budget.reservation() as held:
         body = await read_limited_body(request, settings.max_body_bytes, held)
         coalescer: Coalescer = request.app.state.coalescer
-        if request.method == "POST" and not query and coalescer.coalescing:
-            # Small inference requests share calls, as images do (coalescer.py).
-            forwarded = coalescer.infer_v2(target, body, headers, request.state.request_id)
-        else:
-            forwarded = client.request(request.method, target, body=body, headers=headers)
-        return _passthrough(await unless_disconnected(request, forwarded))
+        with tracing.span("forward", tracing.SpanKind.CLIENT):
+            headers = upstream_headers(request)
+            for name in ("content-type", v2_wire.HEADER_LENGTH):
+                if name in request.headers:
+                    headers[name] = request.headers[name]
+            if request.method == "POST" and not query and coalescer.coalescing:
+                # Small inference requests share calls, as images do (coalescer.py).
+                forwarded = coalescer.infer_v2(target, body, headers, request.state.request_id)
+            else:
+                forwarded = client.request(request.method, target, body=body, headers=headers)
+            return _passthrough(await unless_disconnected(request, forwarded))
 
 
 PREDICT = {"tags": ["predict"], "openapi_extra": IMAGE_BODY}
@@ -196,14 +217,14 @@ async def v2(request: Request) -> Response:
 @protected.get("/v1/models", tags=["models"])
 async def list_models(request: Request, client: ClientDep) -> Response:
     """The model(s) served, with version, labels and execution provider."""
-    headers = {REQUEST_ID_HEADER: request.state.request_id}
+    headers = upstream_headers(request)
     return _passthrough(await client.request("GET", "/v1/models", headers=headers))
 
 
 @protected.get("/v1/models/{model_name}", tags=["models"])
 async def model_metadata(model_name: str, request: Request, client: ClientDep) -> Response:
     """One model's metadata."""
-    headers = {REQUEST_ID_HEADER: request.state.request_id}
+    headers = upstream_headers(request)
     return _passthrough(await client.request("GET", model_path(model_name), headers=headers))
 
 
@@ -224,7 +245,7 @@ async def stored_prediction(
     """Ask by content: the answer an upload of the image whose SHA-256 this is would get
     from the cache now (200), or 404 `not_cached`, without sending the image; nothing is
     inferred."""
-    headers = {REQUEST_ID_HEADER: request.state.request_id}
+    headers = upstream_headers(request)
     target = f"{model_path(model_name)}/predictions/{sha256_path(sha256)}"
     # Always a GET upstream (the pool reads a body after every answer); for a HEAD the
     # server drops the body on the way out.
