@@ -5,6 +5,7 @@ envelope `{error, code, request_id}`. Every way a call fails becomes one `Reques
 from __future__ import annotations
 
 import hashlib
+import secrets
 import uuid
 from pathlib import Path
 from typing import Any
@@ -50,9 +51,14 @@ class MLServeClient:
         timeout: float | httpx.Timeout,
         api_key: str | None = None,
         app_type: str | None = None,
+        trace: bool = False,
     ) -> None:
+        """`trace`: calls go in W3C traces of the client's (`new_trace`), so that a tracing
+        backend the stack exports to finds them by id."""
         self.url = url.rstrip("/")
         self.app_type = app_type
+        self.trace = trace
+        self.trace_id: str | None = None
         self.last_request_id = ""
         """The id the last call sent (model_api and the gateway log it and answer with it)."""
         headers = {"x-api-key": api_key} if api_key else None
@@ -139,9 +145,16 @@ class MLServeClient:
     def _app_type_params(self) -> dict[str, str] | None:
         return {"app_type": self.app_type} if self.app_type else None
 
+    def new_trace(self) -> str | None:
+        """With `trace`: the calls from now on go in a new trace, whose id this is."""
+        self.trace_id = secrets.token_hex(16) if self.trace else None
+        return self.trace_id
+
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         request_id = self.last_request_id = uuid.uuid4().hex
         headers = {**kwargs.pop("headers", {}), REQUEST_ID_HEADER: request_id}
+        if self.trace_id is not None:  # each call a span of the client's in the trace
+            headers["traceparent"] = f"00-{self.trace_id}-{secrets.token_hex(8)}-01"
         try:
             return self.http.request(method, path, headers=headers, **kwargs)
         except httpx.TimeoutException as exc:

@@ -51,6 +51,12 @@ def parser() -> argparse.ArgumentParser:
         help="upload every file; by default each file is first asked for by its SHA-256, "
         "and only the files the stack has no answer for are uploaded",
     )
+    predict.add_argument(
+        "--trace",
+        action="store_true",
+        help="send each file's calls in a trace of its own (W3C traceparent) and print its "
+        "id, to find it in the tracing backend the stack exports to",
+    )
     commands.add_parser("health", parents=[common], help="is the stack up, and which model?")
     commands.add_parser(
         "models", parents=[common], help="every model: its versions and whether it is ready"
@@ -59,7 +65,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace, stdout: Console, stderr: Console) -> int:
-    client = MLServeClient(args.url, args.timeout, args.api_key)
+    client = MLServeClient(
+        args.url, args.timeout, args.api_key, trace=getattr(args, "trace", False)
+    )
     try:
         if args.command == "predict":
             return _predict(client, args, stdout, stderr)

@@ -33,11 +33,16 @@ def predictions_table(results: list[FileResult]) -> Table:
     table.add_column("via")
     table.add_column("latency", justify="right")
     table.add_column("error", overflow="fold", style="red")
+    traced = any(result.trace_id for result in results)
+    if traced:
+        table.add_column("trace", no_wrap=True)
     for result in results:
         via = "upload" if result.uploaded else "content"
+        trace = [result.trace_id or "-"] if traced else []
         if result.prediction is None:
             sent = via if result.uploaded else "-"
-            table.add_row(escape(result.file), "-", "-", "-", sent, "-", escape(result.error or ""))
+            failed = escape(result.error or "")
+            table.add_row(escape(result.file), "-", "-", "-", sent, "-", failed, *trace)
             continue
         prediction = result.prediction
         table.add_row(
@@ -48,6 +53,7 @@ def predictions_table(results: list[FileResult]) -> Table:
             via,
             f"{result.latency_ms:.0f} ms",
             "",
+            *trace,
         )
     return table
 

@@ -47,6 +47,8 @@ class FileResult:
     error: str | None = None
     latency_ms: float = 0.0
     uploaded: bool = False
+    trace_id: str | None = None
+    """The trace its calls went in (`--trace`)."""
 
     @property
     def ok(self) -> bool:
@@ -58,14 +60,17 @@ class FileResult:
         return self.ok and not self.uploaded
 
     def as_json(self) -> dict[str, Any]:
+        traced = {} if self.trace_id is None else {"trace_id": self.trace_id}
         if self.prediction is None:
-            return {"file": self.file, "ok": False, "uploaded": self.uploaded, "error": self.error}
+            failed = {"file": self.file, "ok": False, "uploaded": self.uploaded}
+            return {**failed, "error": self.error, **traced}
         return {
             "file": self.file,
             "ok": True,
             "uploaded": self.uploaded,
             **{key: self.prediction.get(key) for key in ANSWER_KEYS},
             "latency_ms": round(self.latency_ms, 2),
+            **traced,
         }
 
 
@@ -124,6 +129,7 @@ def _predict_one(
 ) -> FileResult:
     started = time.perf_counter()
     uploaded = False
+    trace_id = client.new_trace()
     try:
         image = read_image_file(path)
         if not image:
@@ -138,9 +144,11 @@ def _predict_one(
     except UnreachableError:
         raise
     except RequestError as problem:
-        return FileResult(str(path), error=str(problem), uploaded=uploaded)
+        return FileResult(str(path), error=str(problem), uploaded=uploaded, trace_id=trace_id)
     latency_ms = (time.perf_counter() - started) * 1000
-    return FileResult(str(path), prediction, latency_ms=latency_ms, uploaded=uploaded)
+    return FileResult(
+        str(path), prediction, latency_ms=latency_ms, uploaded=uploaded, trace_id=trace_id
+    )
 
 
 def _check_receipt(prediction: dict[str, Any], sha256: str) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 from collections.abc import Iterator
@@ -231,3 +232,24 @@ def test_a_grpc_error_line_carries_the_trace_id(
         line for line in lines if line.get("trace_id") == trace_id and "duration_ms" in line
     ]
     assert access["status"] == 3  # INVALID_ARGUMENT
+
+
+def test_the_cli_prints_the_trace_each_file_went_in(
+    stack: RunningServices, receiver: OtlpReceiver
+) -> None:
+    from tests.integration.cli.test_mlserve_cli import mlserve
+
+    files = [str(path) for path, _ in samples("mnist")[3:5]]
+    ran = mlserve("predict", "--trace", "--json", *files, url=stack.url)
+    assert ran.returncode == 0, ran.stderr
+    results = json.loads(ran.stdout)
+    trace_ids = [result["trace_id"] for result in results]
+    assert len(set(trace_ids)) == len(files) and all(len(t) == 32 for t in trace_ids)
+    for trace_id in trace_ids:  # asked by content, then uploaded: both calls in its trace
+        spans = receiver.trace(trace_id, BOTH)
+        gateways = [s for s in spans if s.service == "web_api" and s.kind == SERVER]
+        assert {s.name.split(" ")[0] for s in gateways} == {"GET", "POST"}
+        assert any(s.name == "inference" for s in spans)
+    table = mlserve("predict", "--trace", files[0], url=stack.url).stdout
+    (printed,) = re.findall(r"\b[0-9a-f]{32}\b", table)  # the table's trace column
+    assert receiver.trace(printed, BOTH)
