@@ -83,3 +83,41 @@ class MLServeStack:
             except (OSError, ValueError):
                 continue
         return facts
+
+
+class TracedStack(MLServeStack):
+    """The same stack with OpenTelemetry on, exporting to an OTLP sink (bench/otlp_sink.py)
+    in a process of its own: what tracing costs. `ratio`: the share of traces sampled."""
+
+    def __init__(self, model: str, run_dir: Path, ratio: float = 1.0) -> None:
+        super().__init__(model, run_dir)
+        self.ports["otlp"] = free_port()
+        self.env.update(
+            OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{self.ports['otlp']}",
+            OTEL_EXPORTER_OTLP_INSECURE="true",
+            OTEL_TRACES_SAMPLER="traceidratio",
+            OTEL_TRACES_SAMPLER_ARG=str(ratio),
+        )
+        self.sink: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 300.0) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.sink = subprocess.Popen(
+            [
+                str(Path(ROOT) / ".venv" / "bin" / "python"),
+                "-m",
+                "bench.otlp_sink",
+                str(self.ports["otlp"]),
+            ],
+            cwd=ROOT,
+            stdout=(self.run_dir.parent / f"{self.run_dir.name}-otlp_sink.log").open("w"),
+            stderr=subprocess.STDOUT,
+        )
+        super().start(timeout)
+
+    def stop(self) -> None:
+        super().stop()
+        if self.sink is not None:
+            self.sink.terminate()
+            self.sink.wait(timeout=30)
+            self.sink = None

@@ -29,6 +29,14 @@ RATIOS = [
         ("mlserve-v2-unique",),
         0.9,
     ),
+    (
+        "traced / untraced, unique (the cost of tracing)",
+        "mlserve-traced-unique",
+        ("mlserve-unique",),
+        0.0,
+    ),
+    ("traced / untraced, cache hits", "mlserve-traced-hits", ("mlserve-hits",), 0.0),
+    ("10 % traced / untraced, unique", "mlserve-sampled-unique", ("mlserve-unique",), 0.0),
     # the cache-hit targets, applied to V2 clients too
     ("V2 cache hits / constant-JSON floor 2 workers", "mlserve-v2-hits", ("floor-2w",), 0.4),
     ("V2 cache hits / V2 unique", "mlserve-v2-hits", ("mlserve-v2-unique",), 3.0),

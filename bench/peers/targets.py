@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from bench.peers.mlserve_stack import MLServeStack
+from bench.peers.mlserve_stack import MLServeStack, TracedStack
 from bench.peers.processes import ROOT, ServerProcess, free_port
 
 MNIST_CAP = 4000
@@ -219,6 +219,39 @@ def all_targets() -> list[Target]:
             ),
         ),
     ]
+    targets.append(
+        Target(
+            "mlserve-traced",
+            "mlserve",
+            "./start_all.sh cli mnist, OpenTelemetry on (every trace, to an OTLP sink)",
+            lambda work, run_dir: TracedStack("mnist", run_dir),
+            (
+                Measurement(
+                    "mlserve-traced-unique", "MLServe full stack, traced, unique images", "unique"
+                ),
+                Measurement(
+                    "mlserve-traced-hits", "MLServe full stack, traced, cache hits", "same"
+                ),
+            ),
+            default=False,
+        )
+    )
+    targets.append(
+        Target(
+            "mlserve-sampled",
+            "mlserve",
+            "./start_all.sh cli mnist, OpenTelemetry on (1 trace in 10, to an OTLP sink)",
+            lambda work, run_dir: TracedStack("mnist", run_dir, ratio=0.1),
+            (
+                Measurement(
+                    "mlserve-sampled-unique",
+                    "MLServe full stack, 10 % of traces sampled, unique images",
+                    "unique",
+                ),
+            ),
+            default=False,
+        )
+    )
     for on, label in ((True, "on"), (False, "off")):
         measurements = tuple(
             Measurement(
