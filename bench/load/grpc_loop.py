@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import resource
 import struct
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -118,7 +116,7 @@ def run_grpc(target: str, model: str, images, clients: int, seconds: int) -> dic
     """`clients` calls at once for `seconds`, from a process of its own, over the images of a
     pack slice (bench/load/wrk.py's `Slice`); wrk's figures, `wrk_cpu` being this
     generator's cores."""
-    from bench.load.wrk import LoadError
+    from bench.load.wrk import run_generator
 
     plan = {
         "target": target,
@@ -130,23 +128,14 @@ def run_grpc(target: str, model: str, images, clients: int, seconds: int) -> dic
         "channels": max(1, min(clients, CHANNELS)),
         "seconds": seconds,
     }
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    done = subprocess.run(
+    figures, cores = run_generator(
+        "grpc_loop",
         [sys.executable, "-m", "bench.load.grpc_loop", json.dumps(plan)],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 120,
+        "GRPC_JSON",
+        seconds + 120,
         cwd=Path(__file__).resolve().parents[2],
     )
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    line = next((x for x in done.stdout.splitlines() if x.startswith("GRPC_JSON ")), None)
-    if done.returncode != 0 or line is None:
-        raise LoadError(f"grpc_loop exited {done.returncode}: {(done.stdout + done.stderr)[-800:]}")
-    figures = json.loads(line.removeprefix("GRPC_JSON "))
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {**figures, "wrk_cpu": round(cpu / wall, 2), "raw": figures}
+    return {**figures, "wrk_cpu": cores, "raw": figures}
 
 
 def main() -> int:

@@ -59,6 +59,28 @@ def wrk_version() -> str:
     return output.split(" [")[0].strip()
 
 
+def run_generator(
+    name: str,
+    argv: list[str],
+    tag: str,
+    timeout: float,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> tuple[dict, float]:
+    """Run a load generator in a process of its own: the JSON it prints on the line that
+    starts with `tag`, and the cores it used meanwhile (its CPU time over the wall time)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    line = next((x for x in done.stdout.splitlines() if x.startswith(tag + " ")), None)
+    if done.returncode != 0 or line is None:
+        raise LoadError(f"{name} exited {done.returncode}: {(done.stdout + done.stderr)[-800:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return json.loads(line.removeprefix(tag + " ")), round(cpu / wall, 2)
+
+
 def run_wrk(
     url: str,
     images: Slice,
@@ -80,19 +102,10 @@ def run_wrk(
     }
     argv = ["wrk", f"-t{threads}", f"-c{clients}", f"-d{seconds}s"]
     argv += ["--timeout", f"{SOCKET_TIMEOUT_S}s", "-s", str(WRK_SCRIPT), url]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=seconds + 120)
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    line = next((x for x in done.stdout.splitlines() if x.startswith("WRK_JSON ")), None)
-    if done.returncode != 0 or line is None:
-        raise LoadError(f"wrk exited {done.returncode}: {(done.stdout + done.stderr)[-800:]}")
-    raw = json.loads(line.removeprefix("WRK_JSON "))
+    raw, cores = run_generator("wrk", argv, "WRK_JSON", seconds + 120, env=env)
     measured = raw["duration_us"] / 1e6
     ok = raw["responses"] - raw["non2xx"]
     socket_errors = sum(raw[k] for k in SOCKET_ERRORS)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {
         "rps": round(ok / measured, 1),
         "p50_ms": round(raw["p50_us"] / 1000, 2),
@@ -105,6 +118,6 @@ def run_wrk(
         "images_in_slice": images.count,
         "sent": raw["sent"],
         "wrapped": raw["wrapped"],
-        "wrk_cpu": round(cpu / wall, 2),
+        "wrk_cpu": cores,
         "raw": raw,
     }

@@ -25,7 +25,7 @@ from tritonclient.utils import InferenceServerException
 from harness import ROOT
 from harness.hostile import gradient
 from harness.images import MODELS_DIR, encode, samples
-from harness.metrics import metric
+from harness.metrics import metric, settled_changes
 from harness.redis_server import free_port
 from harness.services import (
     RunningServices,
@@ -318,20 +318,11 @@ def test_a_passed_deadline_is_deadline_exceeded_and_its_work_is_dropped(
     assert set(outcomes) <= {"OK", "StatusCode.DEADLINE_EXCEEDED"}, outcomes
     assert outcomes["StatusCode.DEADLINE_EXCEEDED"] > 0, outcomes
 
-    def settled() -> tuple[float, float]:
-        text = model_api_metrics(stack)
-        return tuple(
-            metric(text, name, **labels) - metric(before, name, **labels)
-            for name, labels in (
-                ("mlserve_inferences_total", {}),
-                ("mlserve_abandoned_total", {"outcome": "dropped"}),
-            )
-        )
-
-    deadline, last = time.monotonic() + 60, None
-    while (now := settled()) != last and time.monotonic() < deadline:  # work drains
-        last = now
-        time.sleep(1.5)
+    now = settled_changes(
+        lambda: model_api_metrics(stack),
+        before,
+        [("mlserve_inferences_total", {}), ("mlserve_abandoned_total", {"outcome": "dropped"})],
+    )
     inferences, dropped = now
     assert dropped > 0, (now, outcomes)
     assert inferences + dropped == len(images), (now, outcomes)  # inferred once, or dropped

@@ -35,7 +35,7 @@ from harness.hostile import (
     unique_small_pngs,
 )
 from harness.images import encode, samples
-from harness.metrics import metric
+from harness.metrics import settled_changes
 from harness.net import port_of
 from harness.services import RunningServices, running_services, slow_client_timeouts
 from mlserve_common.wire.cache_keys import cache_key, image_sha256
@@ -230,22 +230,15 @@ def test_clients_that_leave_leave_no_queued_inference_behind(stack: RunningServi
     outcomes = clients_that_leave(stack.url, images)
     assert outcomes["left"] > 0, outcomes
 
-    def settled() -> tuple[float, float, float]:
-        text = model_api_metrics(stack)
-        return tuple(
-            metric(text, name, **labels) - metric(before, name, **labels)
-            for name, labels in (
-                ("mlserve_inferences_total", {}),
-                ("mlserve_abandoned_total", {"outcome": "dropped"}),
-                ("mlserve_cache_misses_total", {}),
-            )
-        )
-
-    deadline, last = time.monotonic() + 60, None
-    while (now := settled()) != last and time.monotonic() < deadline:  # work drains
-        last = now
-        time.sleep(1.5)
-    inferences, dropped, _ = now
+    inferences, dropped, _ = settled_changes(
+        lambda: model_api_metrics(stack),
+        before,
+        [
+            ("mlserve_inferences_total", {}),
+            ("mlserve_abandoned_total", {"outcome": "dropped"}),
+            ("mlserve_cache_misses_total", {}),
+        ],
+    )
     assert dropped > 0
     assert inferences + dropped == len(images)  # every image inferred once, or dropped
     digest = httpx.get(stack.model_api_url + "/v1/models/mnist").json()["digest"]
