@@ -100,9 +100,16 @@ def _attributes(extra: Mapping[str, Any]) -> dict[str, Any]:
     return {**request_attributes(), **extra}
 
 
+def _sampled() -> bool:
+    """Whether the current span is recorded: a trace the sampler left out gets no children
+    (the samplers MLServe is run with decide by the parent, or by the trace id alone)."""
+    return enabled and trace.get_current_span().is_recording()
+
+
 def span(name: str, kind: SpanKind = SpanKind.INTERNAL, **attributes: Any):  # noqa: ANN201
-    """A child of the current span for the block's duration (a shared no-op when off)."""
-    if not enabled:
+    """A child of the current span for the block's duration (a shared no-op when off, or
+    when the current trace is not sampled)."""
+    if not _sampled():
         return _NOTHING
     return _tracer.start_as_current_span(name, kind=kind, attributes=_attributes(attributes))
 
@@ -137,14 +144,14 @@ def traceparent() -> str | None:
 
 def capture() -> contextvars.Context | None:
     """This request's context (its span, id, model), for work done in another thread or
-    task; None when off."""
-    return contextvars.copy_context() if enabled else None
+    task; None when off or when the trace is not sampled."""
+    return contextvars.copy_context() if _sampled() else None
 
 
 def record(name: str, started: float, ended: float, **attributes: Any) -> None:
     """A span of work that ran from `started` to `ended` (`perf_counter` seconds), in the
     current context: work timed elsewhere, such as a batch several requests shared."""
-    if not enabled:
+    if not _sampled():
         return
     opened = _tracer.start_span(
         name,
@@ -156,7 +163,7 @@ def record(name: str, started: float, ended: float, **attributes: Any) -> None:
 
 def set_attributes(**attributes: Any) -> None:
     """Add attributes to the current span (a result known only at its end)."""
-    if enabled:
+    if _sampled():
         trace.get_current_span().set_attributes(attributes)
 
 
