@@ -99,6 +99,7 @@ def web_api_process(
             "MLSERVE_WEB_PORT": str(port),
             "MLSERVE_MODEL_API_URL": model_api_url,
             "MLSERVE_WORKERS": str(TEST_WORKERS),
+            "MLSERVE_GRPC_PORT": "0",  # no gRPC unless `env` gives a port (`grpc_env`)
             **env,
         },
         f"http://127.0.0.1:{port}/health",
@@ -157,8 +158,8 @@ def running_services(
 
 
 def grpc_env() -> dict[str, str]:
-    """A gateway's environment for serving gRPC, on a free port (tests turn it off by
-    default: tests/conftest.py)."""
+    """A gateway's environment for serving gRPC, on a free port (`web_api_process` turns
+    gRPC off unless given one)."""
     return {"MLSERVE_GRPC_PORT": str(free_port())}
 
 

@@ -3,7 +3,6 @@ each test is marked `unit`, `integration` or `e2e` by the folder it lives in."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,10 +10,6 @@ import pytest
 
 from harness.redis_server import RedisServer, free_port
 from harness.services import ServiceProcess, model_api_process
-
-# No gateway a test starts listens on gRPC's default port (5001): tests that speak gRPC give
-# theirs a free port (harness.services.grpc_env).
-os.environ["MLSERVE_GRPC_PORT"] = "0"
 
 
 @pytest.fixture

@@ -13,5 +13,6 @@ def gateway(model_api: ServiceProcess, **overrides) -> TestClient:
     """The gateway in front of `model_api`, reading its cache as a stack's gateway does."""
     url = model_api.url
     overrides.setdefault("redis_url", model_api.env["MLSERVE_REDIS_URL"])
+    overrides.setdefault("grpc_port", 0)  # its lifespan would serve gRPC on 5001 otherwise
     settings = Settings(app_type="cli", model_name="mnist", model_api_url=url, **overrides)
     return TestClient(create_app(settings))
