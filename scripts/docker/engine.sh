@@ -26,8 +26,14 @@ start() {
 stop() {
     [[ -d "$state" ]] || return 0
     if docker info >/dev/null 2>&1; then
-        docker ps -aq | xargs -r docker rm -f >/dev/null
-        docker network ls -q --filter type=custom | xargs -r docker network rm >/dev/null
+        # A Swarm stack's containers may still be on their way out (`removal ... already in
+        # progress`): remove what is left, and wait for the engine to finish with the rest.
+        for _ in $(seq 60); do
+            [[ -z "$(docker ps -aq)" ]] && break
+            docker ps -aq | xargs -r docker rm -f >/dev/null 2>&1 || true
+            sleep 0.5
+        done
+        docker network ls -q --filter type=custom | xargs -r docker network rm >/dev/null 2>&1 || true
         pid="$(cat "$state/dockerd.pid")"
         kill "$pid"
         for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
