@@ -40,7 +40,7 @@ from web_api.config import Settings
 from web_api.gateway import grpc_codec, metrics
 from web_api.gateway.auth import check_key, presented_key
 from web_api.gateway.coalescer import Coalescer
-from web_api.gateway.model_client import ModelApiClient, UpstreamResponse
+from web_api.gateway.model_client import ModelApiClient, UpstreamResponse, upstream_headers
 
 SERVICE = "/inference.GRPCInferenceService/"
 KEEPALIVE = [
@@ -57,23 +57,6 @@ DEADLINE_SLACK_SECONDS = 0.25
 """A call cancelled this close to its deadline is counted as DEADLINE_EXCEEDED."""
 
 Handler = Callable[..., Awaitable[Any]]
-
-
-class Call:
-    """What one RPC knows about itself: its request id."""
-
-    __slots__ = ("request_id",)
-
-    def __init__(self, request_id: str) -> None:
-        self.request_id = request_id
-
-    def headers(self) -> dict[str, str]:
-        """What a call to model_api carries of this one: its id, and with tracing on the
-        trace context of the span under way."""
-        headers = {REQUEST_ID_HEADER: self.request_id}
-        if tracing.enabled:
-            headers[tracing.TRACEPARENT] = tracing.traceparent()
-        return headers
 
 
 def rpc(*, open_: bool = False) -> Callable[[Handler], Handler]:
@@ -97,7 +80,7 @@ def rpc(*, open_: bool = False) -> Callable[[Handler], Handler]:
                             metadata.get("authorization", ""), metadata.get("x-api-key", "")
                         ),
                     )
-                result = await handler(self, request, Call(request_id))
+                result = await handler(self, request, request_id)
                 context.set_trailing_metadata(trailer)
                 return result
             except MLServeError as exc:
@@ -168,50 +151,53 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
         )
 
     async def _ask(
-        self, call: Call, method: str, path: str, body: bytes = b"", ok: tuple = (200,)
+        self, request_id: str, method: str, path: str, body: bytes = b"", ok: tuple = (200,)
     ) -> UpstreamResponse:
         with tracing.span("forward", tracing.SpanKind.CLIENT):
-            answer = await self.client.request(method, path, body=body, headers=call.headers())
+            headers = upstream_headers(request_id)
+            answer = await self.client.request(method, path, body=body, headers=headers)
         if answer.status not in ok:
             raise grpc_codec.upstream_error(answer.status, answer.body)
         return answer
 
     @rpc(open_=True)
-    async def ServerLive(self, request: Any, call: Call) -> service_pb2.ServerLiveResponse:
-        await self._ask(call, "GET", "/v2/health/live")
+    async def ServerLive(self, request: Any, request_id: str) -> service_pb2.ServerLiveResponse:
+        await self._ask(request_id, "GET", "/v2/health/live")
         return service_pb2.ServerLiveResponse(live=True)
 
     @rpc(open_=True)
-    async def ServerReady(self, request: Any, call: Call) -> service_pb2.ServerReadyResponse:
-        answer = await self._ask(call, "GET", "/v2/health/ready", ok=(200, 503))
+    async def ServerReady(self, request: Any, request_id: str) -> service_pb2.ServerReadyResponse:
+        answer = await self._ask(request_id, "GET", "/v2/health/ready", ok=(200, 503))
         return service_pb2.ServerReadyResponse(ready=answer.status == 200)
 
     @rpc(open_=True)
-    async def ServerMetadata(self, request: Any, call: Call) -> service_pb2.ServerMetadataResponse:
-        return grpc_codec.server_metadata((await self._ask(call, "GET", "/v2")).body)
+    async def ServerMetadata(
+        self, request: Any, request_id: str
+    ) -> service_pb2.ServerMetadataResponse:
+        return grpc_codec.server_metadata((await self._ask(request_id, "GET", "/v2")).body)
 
     @rpc()
     async def ModelReady(
-        self, request: service_pb2.ModelReadyRequest, call: Call
+        self, request: service_pb2.ModelReadyRequest, request_id: str
     ) -> service_pb2.ModelReadyResponse:
         try:
             path = grpc_codec.model_path(request.name, request.version) + "/ready"
         except MLServeError:
             return service_pb2.ModelReadyResponse(ready=False)
         # A model not served (unknown, or not loaded) is not ready, as in Triton: no error.
-        answer = await self._ask(call, "GET", path, ok=(200, 404, 503))
+        answer = await self._ask(request_id, "GET", path, ok=(200, 404, 503))
         return service_pb2.ModelReadyResponse(ready=answer.status == 200)
 
     @rpc()
     async def ModelMetadata(
-        self, request: service_pb2.ModelMetadataRequest, call: Call
+        self, request: service_pb2.ModelMetadataRequest, request_id: str
     ) -> service_pb2.ModelMetadataResponse:
         path = grpc_codec.model_path(request.name, request.version)
-        return grpc_codec.model_metadata((await self._ask(call, "GET", path)).body)
+        return grpc_codec.model_metadata((await self._ask(request_id, "GET", path)).body)
 
     @rpc()
     async def ModelInfer(
-        self, request: service_pb2.ModelInferRequest, call: Call
+        self, request: service_pb2.ModelInferRequest, request_id: str
     ) -> service_pb2.ModelInferResponse:
         note_request(model=request.model_name)
         with self.budget.reservation() as held:
@@ -219,42 +205,35 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
             v2 = grpc_codec.infer_call(request)
             del request
             with tracing.span("forward", tracing.SpanKind.CLIENT):
-                headers = {**call.headers(), **v2.headers()}
-                if self.coalescer.coalescing:  # small requests share calls, as on V2 REST
-                    forwarded = self.coalescer.infer_v2(
-                        v2.target, v2.body, headers, call.request_id
-                    )
-                else:
-                    forwarded = self.client.request(
-                        "POST", v2.target, body=v2.body, headers=headers
-                    )
-                answer = await forwarded
+                headers = {**upstream_headers(request_id), **v2.headers()}
+                # small requests share calls, as on V2 REST
+                answer = await self.coalescer.infer_v2(v2.target, v2.body, headers, request_id)
         if answer.status != 200:
             raise grpc_codec.upstream_error(answer.status, answer.body)
         return grpc_codec.infer_response(answer.body, answer.header_length)
 
     @rpc()
     async def RepositoryIndex(
-        self, request: service_pb2.RepositoryIndexRequest, call: Call
+        self, request: service_pb2.RepositoryIndexRequest, request_id: str
     ) -> service_pb2.RepositoryIndexResponse:
         body = b'{"ready":true}' if request.ready else b"{}"
-        answer = await self._ask(call, "POST", "/v2/repository/index", body)
+        answer = await self._ask(request_id, "POST", "/v2/repository/index", body)
         return grpc_codec.repository_index(answer.body)
 
     @rpc()
     async def RepositoryModelLoad(
-        self, request: service_pb2.RepositoryModelLoadRequest, call: Call
+        self, request: service_pb2.RepositoryModelLoadRequest, request_id: str
     ) -> service_pb2.RepositoryModelLoadResponse:
         path = grpc_codec.repository_path(request.model_name, "load")
-        await self._ask(call, "POST", path)
+        await self._ask(request_id, "POST", path)
         return service_pb2.RepositoryModelLoadResponse()
 
     @rpc()
     async def RepositoryModelUnload(
-        self, request: service_pb2.RepositoryModelUnloadRequest, call: Call
+        self, request: service_pb2.RepositoryModelUnloadRequest, request_id: str
     ) -> service_pb2.RepositoryModelUnloadResponse:
         path = grpc_codec.repository_path(request.model_name, "unload")
-        await self._ask(call, "POST", path)
+        await self._ask(request_id, "POST", path)
         return service_pb2.RepositoryModelUnloadResponse()
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+from mlserve_common.runtime import tracing
+from mlserve_common.runtime.observability import REQUEST_ID_HEADER
 from mlserve_common.wire import v2_wire
 from web_api.gateway.errors import (
     GatewaySaturatedError,
@@ -20,6 +22,15 @@ from web_api.gateway.upstream import (
 )
 
 _HEADER_LENGTH = v2_wire.HEADER_LENGTH.encode()
+
+
+def upstream_headers(request_id: str) -> dict[str, str]:
+    """What a call to model_api carries of the request it serves (HTTP or gRPC): its id,
+    and with tracing on the trace context of the span under way."""
+    headers = {REQUEST_ID_HEADER: request_id}
+    if tracing.enabled:
+        headers[tracing.TRACEPARENT] = tracing.traceparent()
+    return headers
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+from collections.abc import Awaitable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -16,7 +18,6 @@ from mlserve_common.runtime.errors import InvalidRequestError, MLServeError
 from mlserve_common.runtime.hot_path import HotRoute
 from mlserve_common.runtime.image_upload import read_image_bytes
 from mlserve_common.runtime.logs import note_request
-from mlserve_common.runtime.observability import REQUEST_ID_HEADER
 from mlserve_common.runtime.openapi import IMAGE_BODY
 from mlserve_common.stdlib_only.stack_health import DOWN, model_api_state
 from mlserve_common.wire import v2_wire
@@ -27,7 +28,7 @@ from web_api.gateway.auth import require_api_key
 from web_api.gateway.coalescer import Coalescer
 from web_api.gateway.errors import UnknownModelError, UnknownRouteError
 from web_api.gateway.hit_cache import HitCache
-from web_api.gateway.model_client import ModelApiClient, UpstreamResponse
+from web_api.gateway.model_client import ModelApiClient, UpstreamResponse, upstream_headers
 from web_api.gateway.schemas import GatewayHealth
 
 router = APIRouter()  # open: health
@@ -57,15 +58,6 @@ def _passthrough(upstream: UpstreamResponse) -> Response:
     return Response(
         upstream.body, upstream.status, media_type=upstream.content_type, headers=headers
     )
-
-
-def upstream_headers(request: Request) -> dict[str, str]:
-    """What a call to model_api carries of its request: its id, and with tracing on the
-    trace context of the span under way."""
-    headers = {REQUEST_ID_HEADER: request.state.request_id}
-    if tracing.enabled:
-        headers[tracing.TRACEPARENT] = tracing.traceparent()
-    return headers
 
 
 MODEL_NAME = re.compile(r"[A-Za-z0-9_.-]+")
@@ -98,6 +90,7 @@ async def _forward_image(request: Request, model_name: str) -> Response:
     hits: HitCache = request.app.state.hit_cache
     base = model_path(model_name)  # 404 before reading a body for nothing
     note_request(model=model_name)
+    request_id = request.state.request_id
     coalescer: Coalescer = request.app.state.coalescer
     with request.app.state.upload_budget.reservation() as held:
         if hits.enabled or coalescer.coalescing:
@@ -109,24 +102,23 @@ async def _forward_image(request: Request, model_name: str) -> Response:
                 )
             if cached is not None:
                 return Response(cached, media_type="application/json")
-            with tracing.span("forward", tracing.SpanKind.CLIENT):
-                forwarded = coalescer.predict(base, APP_TYPE, body, request.state.request_id)
-                # A client that leaves cancels the call, which closes its connection to
-                # model_api, where the work behind it is dropped in turn.
-                upstream = await unless_disconnected(request, forwarded)
+            forward = functools.partial(coalescer.predict, base, APP_TYPE, body, request_id)
         else:
             body = await read_limited_body(request, settings.max_body_bytes, held)
             content_type = request.headers.get("content-type", "application/octet-stream")
-            with tracing.span("forward", tracing.SpanKind.CLIENT):
-                headers = {"content-type": content_type, **upstream_headers(request)}
-                forwarded = client.request(
-                    "POST",
-                    base + "/predict",
-                    body=body,
-                    headers=headers,
-                    params={"app_type": APP_TYPE},
+
+            def forward() -> Awaitable[UpstreamResponse]:
+                headers = {"content-type": content_type, **upstream_headers(request_id)}
+                params = {"app_type": APP_TYPE}
+                return client.request(
+                    "POST", base + "/predict", body=body, headers=headers, params=params
                 )
-                upstream = await unless_disconnected(request, forwarded)
+
+        # Made in the span, so that the call carries the span's trace context. A client that
+        # leaves cancels the call, which closes its connection to model_api, where the work
+        # behind it is dropped in turn.
+        with tracing.span("forward", tracing.SpanKind.CLIENT):
+            upstream = await unless_disconnected(request, forward())
     if upstream.status == 200 and hits.enabled:
         hits.learn(model_name, upstream.body)
     return _passthrough(upstream)
@@ -159,11 +151,11 @@ async def forward_v2(request: Request, **_: str) -> Response:
         body = await read_limited_body(request, settings.max_body_bytes, held)
         coalescer: Coalescer = request.app.state.coalescer
         with tracing.span("forward", tracing.SpanKind.CLIENT):
-            headers = upstream_headers(request)
+            headers = upstream_headers(request.state.request_id)
             for name in ("content-type", v2_wire.HEADER_LENGTH):
                 if name in request.headers:
                     headers[name] = request.headers[name]
-            if request.method == "POST" and not query and coalescer.coalescing:
+            if request.method == "POST" and not query:
                 # Small inference requests share calls, as images do (coalescer.py).
                 forwarded = coalescer.infer_v2(target, body, headers, request.state.request_id)
             else:
@@ -217,14 +209,14 @@ async def v2(request: Request) -> Response:
 @protected.get("/v1/models", tags=["models"])
 async def list_models(request: Request, client: ClientDep) -> Response:
     """The model(s) served, with version, labels and execution provider."""
-    headers = upstream_headers(request)
+    headers = upstream_headers(request.state.request_id)
     return _passthrough(await client.request("GET", "/v1/models", headers=headers))
 
 
 @protected.get("/v1/models/{model_name}", tags=["models"])
 async def model_metadata(model_name: str, request: Request, client: ClientDep) -> Response:
     """One model's metadata."""
-    headers = upstream_headers(request)
+    headers = upstream_headers(request.state.request_id)
     return _passthrough(await client.request("GET", model_path(model_name), headers=headers))
 
 
@@ -245,7 +237,7 @@ async def stored_prediction(
     """Ask by content: the answer an upload of the image whose SHA-256 this is would get
     from the cache now (200), or 404 `not_cached`, without sending the image; nothing is
     inferred."""
-    headers = upstream_headers(request)
+    headers = upstream_headers(request.state.request_id)
     target = f"{model_path(model_name)}/predictions/{sha256_path(sha256)}"
     # Always a GET upstream (the pool reads a body after every answer); for a HEAD the
     # server drops the body on the way out.
