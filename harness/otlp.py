@@ -33,11 +33,18 @@ def _value(value) -> object:  # noqa: ANN001 - an AnyValue
 
 
 class _Collector(trace_service_pb2_grpc.TraceServiceServicer):
-    def __init__(self) -> None:
+    def __init__(self, keep: bool) -> None:
+        self.keep = keep
         self.spans: list[Span] = []
+        self.count = 0
         self.lock = threading.Lock()
 
     def Export(self, request, context):  # noqa: ANN001, ANN201, N802
+        if not self.keep:  # a benchmark's sink: count, and spend nothing more
+            count = sum(len(s.spans) for r in request.resource_spans for s in r.scope_spans)
+            with self.lock:
+                self.count += count
+            return trace_service_pb2.ExportTraceServiceResponse()
         received = []
         for resource_spans in request.resource_spans:
             resource = {a.key: _value(a.value) for a in resource_spans.resource.attributes}
@@ -58,15 +65,17 @@ class _Collector(trace_service_pb2_grpc.TraceServiceServicer):
                     )
         with self.lock:
             self.spans.extend(received)
+            self.count += len(received)
         return trace_service_pb2.ExportTraceServiceResponse()
 
 
 class OtlpReceiver:
-    """`with OtlpReceiver() as receiver:` a collector at `receiver.endpoint`."""
+    """`with OtlpReceiver() as receiver:` a collector at `receiver.endpoint`; with
+    `keep=False` it only counts the spans (`received`), as a benchmark's sink."""
 
-    def __init__(self) -> None:
-        self.port = free_port()
-        self._collector = _Collector()
+    def __init__(self, port: int | None = None, keep: bool = True) -> None:
+        self.port = port or free_port()
+        self._collector = _Collector(keep)
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(self._collector, self._server)
         self._server.add_insecure_port(f"127.0.0.1:{self.port}")
@@ -89,6 +98,11 @@ class OtlpReceiver:
 
     def __exit__(self, *exc: object) -> None:
         self._server.stop(None)
+
+    @property
+    def received(self) -> int:
+        """Spans received so far."""
+        return self._collector.count
 
     def spans(self, trace_id: str | None = None) -> list[Span]:
         with self._collector.lock:
