@@ -200,10 +200,10 @@ class Batcher:
 
 def _trace(batch: list[_Waiting], started: float, ended: float) -> None:
     """Each request's spans of the batch it was in: its wait in the queue, and the run."""
+    size = {"mlserve.batch_size": len(batch)}
     for waiting in batch:
         if waiting.context is not None:
             waiting.context.run(tracing.record, "queue", waiting.since, waiting.taken_at)
-            size = {"mlserve.batch_size": len(batch)}
             waiting.context.run(tracing.record, "inference", started, ended, **size)
 
 
